@@ -1,0 +1,179 @@
+//! The framework's one error type.
+//!
+//! Every variant names the thing it is about (a device address, a file, a value) and keeps its
+//! source, so a message read in a log is enough to act on.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::pci::PciAddress;
+
+/// Result alias used across the framework.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `userpci-framework`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- pci: addresses and sysfs topology ----
+    /// A PCI address did not parse.
+    #[error("invalid PCI address {text:?}: {reason}")]
+    InvalidPciAddress { text: String, reason: &'static str },
+    /// A sysfs file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Sysfs {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A sysfs attribute held something other than what the kernel documents.
+    #[error("{path}: unexpected content {value:?}, expected {expected}")]
+    SysfsFormat {
+        path: PathBuf,
+        value: String,
+        expected: &'static str,
+    },
+    /// No PCI function with this address exists.
+    #[error("no PCI function {0}")]
+    NoSuchDevice(PciAddress),
+
+    // ---- device: config space, BARs, interrupts ----
+    /// A config-space access outside the function's config space.
+    #[error("{device}: config access at {offset:#x}+{len} is outside its {size}-byte config space")]
+    ConfigOutOfRange {
+        device: PciAddress,
+        offset: u16,
+        len: usize,
+        size: usize,
+    },
+    /// A BAR index that the function does not implement as memory.
+    #[error("{device}: BAR {bar} {reason}")]
+    InvalidBar {
+        device: PciAddress,
+        bar: u8,
+        reason: &'static str,
+    },
+    /// A request for more MSI-X vectors than the function has.
+    #[error("{device}: asked for {requested} MSI-X vectors, the function has {available}")]
+    MsixVectors {
+        device: PciAddress,
+        requested: u16,
+        available: u16,
+    },
+    /// A function-level reset was asked of a function that cannot do one.
+    #[error("{device}: no function-level reset (reset methods: {methods})")]
+    NoFunctionReset { device: PciAddress, methods: String },
+    /// The device stopped answering (config reads return all ones).
+    #[error("{device}: device is not responding (reads return all ones)")]
+    DeviceGone { device: PciAddress },
+    /// A register poll did not see the expected value before its deadline.
+    #[error("{device}: timed out after {waited_ms} ms waiting for {what}")]
+    Timeout {
+        device: PciAddress,
+        what: &'static str,
+        waited_ms: u64,
+    },
+    /// An eventfd operation failed.
+    #[error("eventfd {op}: {source}")]
+    EventFd {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    // ---- dma: memory, IOVA space, pools ----
+    /// Host memory for DMA could not be allocated or locked.
+    #[error("cannot allocate {len} bytes of DMA memory ({what}): {source}")]
+    DmaAlloc {
+        len: usize,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Locking DMA memory failed, almost always because of RLIMIT_MEMLOCK.
+    #[error("cannot lock {len} bytes of DMA memory (memlock limit: {limit} bytes): {source}; raise the limit (ulimit -l unlimited, LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK")]
+    MemlockLimit {
+        len: usize,
+        limit: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A DMA size that is zero or too large.
+    #[error("invalid DMA size {len}: {reason}")]
+    InvalidDmaSize { len: usize, reason: &'static str },
+    /// The IOVA space has no free range of this size and alignment.
+    #[error("IOVA space {space}: no free range of {len:#x} bytes aligned to {align:#x}")]
+    IovaExhausted {
+        space: String,
+        len: u64,
+        align: u64,
+    },
+    /// An IOVA range given to the allocator or the IOMMU is malformed.
+    #[error("IOVA space {space}: invalid range {start:#x}..{end:#x}: {reason}")]
+    InvalidIovaRange {
+        space: String,
+        start: u64,
+        end: u64,
+        reason: &'static str,
+    },
+    /// An access outside a DMA region.
+    #[error("DMA region at IOVA {iova:#x} ({len} bytes): access {offset:#x}+{access} is out of bounds")]
+    DmaOutOfBounds {
+        iova: u64,
+        len: usize,
+        offset: usize,
+        access: usize,
+    },
+    /// The IOMMU refused a mapping.
+    #[error("IOMMU map of IOVA {iova:#x}+{len:#x} failed: {reason}")]
+    IommuMap {
+        iova: u64,
+        len: u64,
+        reason: String,
+    },
+    /// A buffer pool could not be created as asked.
+    #[error("buffer pool {pool:?}: {reason}")]
+    InvalidPool { pool: String, reason: String },
+
+    // ---- backend::sim ----
+    /// A simulated topology is inconsistent.
+    #[error("simulated topology: {0}")]
+    Topology(String),
+    /// A topology file could not be read or parsed.
+    #[error("topology file {path}: {reason}")]
+    TopologyFile { path: PathBuf, reason: String },
+    /// A device-model name with no registered factory.
+    #[error("unknown device model {name:?} for {device} (known: {known})")]
+    UnknownModel {
+        device: PciAddress,
+        name: String,
+        known: String,
+    },
+    /// The function is held by another owner.
+    #[error("{device} is owned by {owner}")]
+    Busy { device: PciAddress, owner: String },
+
+    // ---- runtime ----
+    /// A core that does not exist or that this process may not run on.
+    #[error("core {core} is not available to this process (allowed: {allowed})")]
+    CoreUnavailable { core: usize, allowed: String },
+    /// An io_uring or thread operation of the runtime failed.
+    #[error("runtime: {op}: {source}")]
+    Runtime {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The runtime of a core has shut down.
+    #[error("runtime of core {core} has shut down")]
+    RuntimeGone { core: usize },
+
+    // ---- any ----
+    /// An I/O error with what we were doing.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}

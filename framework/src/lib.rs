@@ -1,0 +1,15 @@
+//! userpci framework: PCI topology, the device API drivers are written against, DMA memory,
+//! the backends (VFIO and a simulated bus) and the per-core runtime.
+//!
+//! See the workspace README for the layer picture.
+
+pub mod backend;
+pub mod device;
+pub mod dma;
+pub mod error;
+pub mod pci;
+pub mod runtime;
+pub mod testdev;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! PCI addresses and the sysfs view of the PCI topology.
+
+mod address;
+pub mod sysfs;
+
+pub use address::PciAddress;

@@ -1,0 +1,1 @@
+//! Test device: a DMA copy engine model and its driver.

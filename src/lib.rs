@@ -1,0 +1,1 @@
+pub use userpci_framework as framework;
