@@ -149,6 +149,9 @@ pub enum Error {
         name: String,
         known: String,
     },
+    /// A bus or slot reset that would hit functions this process does not own.
+    #[error("{device}: hot reset of its reset group refused: {blockers}")]
+    HotResetRefused { device: PciAddress, blockers: String },
     /// The function is held by another owner.
     #[error("{device} is owned by {owner}")]
     Busy { device: PciAddress, owner: String },

@@ -44,7 +44,7 @@ pub trait RegisterIo: Clone + Send + Sync + 'static {
 #[inline(always)]
 pub(crate) fn check_access(offset: usize, width: usize, len: usize) {
     assert!(
-        offset % width == 0 && offset.saturating_add(width) <= len,
+        offset.is_multiple_of(width) && offset.saturating_add(width) <= len,
         "register access of {width} bytes at {offset:#x} outside a {len:#x}-byte BAR or unaligned"
     );
 }

@@ -91,7 +91,7 @@ impl DmaRegion {
     #[inline(always)]
     fn ptr_for(&self, offset: usize, width: usize, align: usize) -> *mut u8 {
         assert!(
-            offset.saturating_add(width) <= self.len && offset % align == 0,
+            offset.saturating_add(width) <= self.len && offset.is_multiple_of(align),
             "DMA access of {width} bytes at {offset:#x} outside a {:#x}-byte region or unaligned",
             self.len
         );
@@ -134,6 +134,16 @@ impl DmaRegion {
         let ptr = self.ptr_for(0, self.len, 1);
         // SAFETY: the whole region is in bounds.
         unsafe { std::ptr::write_bytes(ptr, value, self.len) }
+    }
+
+    /// A pointer to `len` bytes at `offset`, bounds-checked (panics like [`DmaRegion::read`]).
+    ///
+    /// For owners that split the region into parts each with its own exclusive holder (the
+    /// buffer pool); turning the pointer into a slice is the caller's `unsafe`, justified by
+    /// that exclusivity.
+    #[inline(always)]
+    pub(crate) fn slice_raw(&self, offset: usize, len: usize) -> *mut u8 {
+        self.ptr_for(offset, len, 1)
     }
 
     /// Exclusive view of the bytes, for owners that know the device is not using them.
