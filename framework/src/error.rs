@@ -39,7 +39,9 @@ pub enum Error {
 
     // ---- device: config space, BARs, interrupts ----
     /// A config-space access outside the function's config space.
-    #[error("{device}: config access at {offset:#x}+{len} is outside its {size}-byte config space")]
+    #[error(
+        "{device}: config access at {offset:#x}+{len} is outside its {size}-byte config space"
+    )]
     ConfigOutOfRange {
         device: PciAddress,
         offset: u16,
@@ -103,11 +105,7 @@ pub enum Error {
     InvalidDmaSize { len: usize, reason: &'static str },
     /// The IOVA space has no free range of this size and alignment.
     #[error("IOVA space {space}: no free range of {len:#x} bytes aligned to {align:#x}")]
-    IovaExhausted {
-        space: String,
-        len: u64,
-        align: u64,
-    },
+    IovaExhausted { space: String, len: u64, align: u64 },
     /// An IOVA range given to the allocator or the IOMMU is malformed.
     #[error("IOVA space {space}: invalid range {start:#x}..{end:#x}: {reason}")]
     InvalidIovaRange {
@@ -117,7 +115,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// An access outside a DMA region.
-    #[error("DMA region at IOVA {iova:#x} ({len} bytes): access {offset:#x}+{access} is out of bounds")]
+    #[error(
+        "DMA region at IOVA {iova:#x} ({len} bytes): access {offset:#x}+{access} is out of bounds"
+    )]
     DmaOutOfBounds {
         iova: u64,
         len: usize,
@@ -126,11 +126,7 @@ pub enum Error {
     },
     /// The IOMMU refused a mapping.
     #[error("IOMMU map of IOVA {iova:#x}+{len:#x} failed: {reason}")]
-    IommuMap {
-        iova: u64,
-        len: u64,
-        reason: String,
-    },
+    IommuMap { iova: u64, len: u64, reason: String },
     /// A buffer pool could not be created as asked.
     #[error("buffer pool {pool:?}: {reason}")]
     InvalidPool { pool: String, reason: String },
@@ -151,7 +147,10 @@ pub enum Error {
     },
     /// A bus or slot reset that would hit functions this process does not own.
     #[error("{device}: hot reset of its reset group refused: {blockers}")]
-    HotResetRefused { device: PciAddress, blockers: String },
+    HotResetRefused {
+        device: PciAddress,
+        blockers: String,
+    },
     /// The function is held by another owner.
     #[error("{device} is owned by {owner}")]
     Busy { device: PciAddress, owner: String },

@@ -136,11 +136,24 @@ mod tests {
     #[test]
     fn times_out_at_the_deadline_without_real_sleeping() {
         let clock = FakeClock::default();
-        let err = poll_until::<()>(&clock, addr(), "CSTS.RDY=1", Duration::from_millis(7500), || {
-            Ok(None)
-        })
+        let err = poll_until::<()>(
+            &clock,
+            addr(),
+            "CSTS.RDY=1",
+            Duration::from_millis(7500),
+            || Ok(None),
+        )
         .unwrap_err();
-        assert!(matches!(err, Error::Timeout { waited_ms: 7500, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    waited_ms: 7500,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(clock.now(), Duration::from_millis(7500));
         assert!(err.to_string().contains("0000:01:00.0"), "{err}");
         assert!(err.to_string().contains("CSTS.RDY=1"), "{err}");
@@ -156,7 +169,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(value, 42);
-        assert_eq!(clock.now(), Duration::from_micros(30), "10 µs then 20 µs of backoff");
+        assert_eq!(
+            clock.now(),
+            Duration::from_micros(30),
+            "10 µs then 20 µs of backoff"
+        );
     }
 
     #[test]

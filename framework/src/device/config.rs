@@ -86,7 +86,11 @@ pub fn capabilities(config: &[u8]) -> Vec<Capability> {
     if status.is_none_or(|s| s & STATUS_CAPABILITIES == 0) {
         return found;
     }
-    let mut pointer = config.get(usize::from(CAPABILITIES_POINTER)).copied().unwrap_or(0) & !3;
+    let mut pointer = config
+        .get(usize::from(CAPABILITIES_POINTER))
+        .copied()
+        .unwrap_or(0)
+        & !3;
     // At most 48 capabilities fit in the 192 bytes after the header; more means a loop.
     for _ in 0..48 {
         if pointer < 0x40 {
@@ -135,8 +139,14 @@ mod tests {
     fn walks_a_real_capability_list() {
         let config = hex(QEMU_NVME_CONFIG);
         assert_eq!(read_u16(&config, VENDOR_ID), Some(0x1b36));
-        let ids: Vec<(u8, u16)> = capabilities(&config).iter().map(|c| (c.id, c.offset)).collect();
-        assert_eq!(ids, vec![(CAP_ID_MSIX, 0x40), (CAP_ID_PCIE, 0x80), (CAP_ID_PM, 0x60)]);
+        let ids: Vec<(u8, u16)> = capabilities(&config)
+            .iter()
+            .map(|c| (c.id, c.offset))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![(CAP_ID_MSIX, 0x40), (CAP_ID_PCIE, 0x80), (CAP_ID_PM, 0x60)]
+        );
         let devcap = read_u32(&config, 0x80 + PCIE_DEVCAP).unwrap();
         assert_ne!(devcap & PCIE_DEVCAP_FLR, 0, "QEMU's NVMe advertises FLR");
     }

@@ -109,7 +109,13 @@ impl RegisterIo for MmioRegion {
         check_access(offset, 4, self.len);
         fence(Ordering::Release);
         // SAFETY: in bounds and aligned (checked above); the mapping lives as long as `self`.
-        unsafe { self.base.as_ptr().add(offset).cast::<u32>().write_volatile(value) }
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u32>()
+                .write_volatile(value)
+        }
     }
 
     #[inline(always)]
@@ -126,7 +132,13 @@ impl RegisterIo for MmioRegion {
         check_access(offset, 8, self.len);
         fence(Ordering::Release);
         // SAFETY: in bounds and aligned (checked above); the mapping lives as long as `self`.
-        unsafe { self.base.as_ptr().add(offset).cast::<u64>().write_volatile(value) }
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u64>()
+                .write_volatile(value)
+        }
     }
 }
 

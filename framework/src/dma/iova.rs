@@ -141,7 +141,11 @@ impl IovaAllocator {
             .and_then(|e| e.checked_sub(1))
             .filter(|_| len > 0)
             .ok_or_else(|| invalid("empty or overflowing range"))?;
-        if !self.ranges.iter().any(|r| r.start <= iova && last <= r.last) {
+        if !self
+            .ranges
+            .iter()
+            .any(|r| r.start <= iova && last <= r.last)
+        {
             return Err(invalid("not inside one valid range"));
         }
         let before = self.free.range(..=last).next_back().map(|(&s, &l)| (s, l));
@@ -166,9 +170,170 @@ impl IovaAllocator {
 
     /// Bytes currently free.
     pub fn free_bytes(&self) -> u128 {
-        self.free
-            .iter()
-            .map(|(&s, &l)| u128::from(l - s) + 1)
-            .sum()
+        self.free.iter().map(|(&s, &l)| u128::from(l - s) + 1).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allocator(ranges: &[(u64, u64)]) -> IovaAllocator {
+        let ranges: Vec<IovaRange> = ranges.iter().map(|&(s, l)| IovaRange::new(s, l)).collect();
+        IovaAllocator::new("test", &ranges).unwrap()
+    }
+
+    fn free_map(a: &IovaAllocator) -> Vec<(u64, u64)> {
+        a.free.iter().map(|(&s, &l)| (s, l)).collect()
+    }
+
+    #[test]
+    fn freeing_merges_with_both_neighbours() {
+        let mut a = allocator(&[(0x1000, 0x4fff)]);
+        let x = a.alloc(0x1000, 0x1000).unwrap();
+        let y = a.alloc(0x1000, 0x1000).unwrap();
+        let z = a.alloc(0x1000, 0x1000).unwrap();
+        assert_eq!((x, y, z), (0x1000, 0x2000, 0x3000));
+        assert_eq!(free_map(&a), [(0x4000, 0x4fff)]);
+
+        a.free(y, 0x1000).unwrap();
+        assert_eq!(free_map(&a), [(0x2000, 0x2fff), (0x4000, 0x4fff)]);
+        // Left neighbour free: merges into [x, y].
+        a.free(x, 0x1000).unwrap();
+        assert_eq!(free_map(&a), [(0x1000, 0x2fff), (0x4000, 0x4fff)]);
+        // Both neighbours free: one range again.
+        a.free(z, 0x1000).unwrap();
+        assert_eq!(free_map(&a), [(0x1000, 0x4fff)]);
+        assert_eq!(a.free_bytes(), 0x4000);
+        // The merged range serves an allocation as large as the whole space.
+        assert_eq!(a.alloc(0x4000, 0x1000).unwrap(), 0x1000);
+    }
+
+    #[test]
+    fn freeing_merges_with_the_right_neighbour_only() {
+        let mut a = allocator(&[(0x1000, 0x2fff)]);
+        let x = a.alloc(0x1000, 1).unwrap();
+        let y = a.alloc(0x1000, 1).unwrap();
+        a.free(y, 0x1000).unwrap();
+        assert_eq!(free_map(&a), [(0x2000, 0x2fff)]);
+        a.free(x, 0x1000).unwrap();
+        assert_eq!(free_map(&a), [(0x1000, 0x2fff)]);
+    }
+
+    #[test]
+    fn ranges_that_touch_but_are_separate_valid_ranges_stay_apart_for_validity() {
+        // Two valid ranges back to back: freeing across their border is refused, because a
+        // range must lie inside one valid range.
+        let mut a = allocator(&[(0x1000, 0x1fff), (0x2000, 0x2fff)]);
+        let x = a.alloc(0x1000, 0x1000).unwrap();
+        let y = a.alloc(0x1000, 0x1000).unwrap();
+        assert_eq!((x, y), (0x1000, 0x2000));
+        let err = a.free(0x1800, 0x1000).unwrap_err();
+        assert!(
+            err.to_string().contains("not inside one valid range"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn iova_zero_is_never_handed_out() {
+        let mut a = allocator(&[(0, 0xfff)]);
+        let first = a.alloc(1, 1).unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(a.free_bytes(), 0xfff - 1);
+        // A range holding only address 0 is no usable range at all.
+        let err = IovaAllocator::new("zero", &[IovaRange::new(0, 0)]).unwrap_err();
+        assert!(err.to_string().contains("no usable IOVA range"), "{err}");
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused_with_the_values() {
+        let ranges = [
+            IovaRange::new(0x1000, 0x5fff),
+            IovaRange::new(0x4000, 0x8fff),
+        ];
+        let err = IovaAllocator::new("ioas 3", &ranges).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ioas 3"), "{text}");
+        assert!(text.contains("0x4000..0x8fff"), "{text}");
+        assert!(text.contains("overlaps another range"), "{text}");
+        // Order of the input does not matter, nor does sharing one address.
+        let ranges = [
+            IovaRange::new(0x5fff, 0x8fff),
+            IovaRange::new(0x1000, 0x5fff),
+        ];
+        let err = IovaAllocator::new("ioas 3", &ranges).unwrap_err();
+        assert!(err.to_string().contains("0x5fff..0x8fff"), "{err}");
+    }
+
+    #[test]
+    fn last_below_start_is_refused_with_the_values() {
+        let err = IovaAllocator::new("ioas 1", &[IovaRange::new(0x9000, 0x8fff)]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("0x9000..0x8fff"), "{text}");
+        assert!(text.contains("last address is below the start"), "{text}");
+        assert!(matches!(
+            err,
+            Error::InvalidIovaRange {
+                start: 0x9000,
+                end: 0x8fff,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn zero_length_and_bad_alignment_are_refused() {
+        let mut a = allocator(&[(0x1000, 0xffff)]);
+        assert!(matches!(
+            a.alloc(0, 0x1000),
+            Err(Error::InvalidIovaRange { .. })
+        ));
+        assert!(matches!(
+            a.alloc(0x1000, 0),
+            Err(Error::InvalidIovaRange { .. })
+        ));
+        assert!(matches!(
+            a.alloc(0x1000, 0x1800),
+            Err(Error::InvalidIovaRange { .. })
+        ));
+        assert_eq!(a.free_bytes(), 0xf000);
+    }
+
+    #[test]
+    fn double_free_partial_free_and_foreign_ranges_are_refused() {
+        let mut a = allocator(&[(0x1000, 0xffff)]);
+        let x = a.alloc(0x2000, 0x1000).unwrap();
+        a.free(x, 0x2000).unwrap();
+        let before = free_map(&a);
+        let err = a.free(x, 0x2000).unwrap_err();
+        assert!(err.to_string().contains("free already"), "{err}");
+        let y = a.alloc(0x1000, 0x1000).unwrap();
+        // Overlaps the allocation and the free space after it.
+        assert!(a.free(y, 0x2000).is_err());
+        a.free(y, 0x1000).unwrap();
+        assert_eq!(free_map(&a), before);
+        assert!(a.free(0x10_0000, 0x1000).is_err(), "outside every range");
+        assert!(a.free(u64::MAX, 2).is_err(), "overflowing");
+        assert!(a.free(0x2000, 0).is_err(), "empty");
+        assert_eq!(free_map(&a), before, "refused frees change nothing");
+    }
+
+    #[test]
+    fn exhaustion_names_the_request() {
+        let mut a = allocator(&[(0x1000, 0x1fff)]);
+        let err = a.alloc(0x2000, 0x1000).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::IovaExhausted {
+                    len: 0x2000,
+                    align: 0x1000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("0x2000"), "{err}");
     }
 }

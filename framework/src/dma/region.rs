@@ -64,7 +64,11 @@ impl DmaRegion {
 
     /// The device address of byte `offset`.
     pub fn iova_at(&self, offset: usize) -> u64 {
-        assert!(offset <= self.len, "offset {offset:#x} past a {:#x}-byte region", self.len);
+        assert!(
+            offset <= self.len,
+            "offset {offset:#x} past a {:#x}-byte region",
+            self.len
+        );
         self.iova + offset as u64
     }
 
@@ -209,21 +213,33 @@ impl<T: Pod> DmaArray<T> {
 
     /// Device address of element `index`.
     pub fn iova_of(&self, index: usize) -> u64 {
-        assert!(index < self.count, "index {index} of a {}-element DMA array", self.count);
+        assert!(
+            index < self.count,
+            "index {index} of a {}-element DMA array",
+            self.count
+        );
         self.region.iova() + (index * size_of::<T>()) as u64
     }
 
     /// Volatile read of element `index`.
     #[inline(always)]
     pub fn get(&self, index: usize) -> T {
-        assert!(index < self.count, "index {index} of a {}-element DMA array", self.count);
+        assert!(
+            index < self.count,
+            "index {index} of a {}-element DMA array",
+            self.count
+        );
         self.region.read(index * size_of::<T>())
     }
 
     /// Volatile write of element `index`.
     #[inline(always)]
     pub fn set(&self, index: usize, value: T) {
-        assert!(index < self.count, "index {index} of a {}-element DMA array", self.count);
+        assert!(
+            index < self.count,
+            "index {index} of a {}-element DMA array",
+            self.count
+        );
         self.region.write(index * size_of::<T>(), value)
     }
 

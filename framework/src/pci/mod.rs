@@ -4,3 +4,4 @@ mod address;
 pub mod sysfs;
 
 pub use address::PciAddress;
+pub use sysfs::{PciFunctionInfo, SysfsPci};

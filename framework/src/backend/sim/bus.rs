@@ -114,7 +114,10 @@ pub struct SimBus {
 impl fmt::Debug for SimBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimBus")
-            .field("functions", &self.cells.iter().map(|c| c.address).collect::<Vec<_>>())
+            .field(
+                "functions",
+                &self.cells.iter().map(|c| c.address).collect::<Vec<_>>(),
+            )
             .field("clock", &self.clock)
             .finish()
     }
@@ -330,7 +333,11 @@ impl SimBus {
 
     #[inline]
     fn mmio(&self, index: usize, bar: u8, offset: u64, width: u8, write: Option<u64>) -> u64 {
-        let all_ones = if width == 8 { u64::MAX } else { u64::from(u32::MAX) };
+        let all_ones = if width == 8 {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         let mut state = self.lock(index);
         let command = state.config.command();
         let blocked = state.faults.removed
@@ -659,11 +666,7 @@ impl PciFunction for SimFunction {
 
     fn reset_group_hot(&self) -> Result<()> {
         let address = self.address();
-        let scope = self
-            .bus
-            .topology
-            .reset_group_of(address)
-            .map(|g| g.scope);
+        let scope = self.bus.topology.reset_group_of(address).map(|g| g.scope);
         if !matches!(scope, Some(ResetScope::Bus | ResetScope::Slot)) {
             return Err(Error::HotResetRefused {
                 device: address,
@@ -740,8 +743,13 @@ impl RegisterIo for SimBar {
 
     fn write32(&self, offset: usize, value: u32) {
         crate::device::mmio::check_access(offset, 4, self.len);
-        self.bus
-            .mmio(self.index, self.bar, offset as u64, 4, Some(u64::from(value)));
+        self.bus.mmio(
+            self.index,
+            self.bar,
+            offset as u64,
+            4,
+            Some(u64::from(value)),
+        );
     }
 
     fn read64(&self, offset: usize) -> u64 {

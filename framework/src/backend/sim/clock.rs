@@ -161,7 +161,8 @@ mod tests {
     fn fires_due_timers_in_time_then_insertion_order() {
         let clock = SimClock::new();
         let recorder = Arc::new(Recorder::default());
-        let weak: Weak<dyn TimerTarget> = Arc::downgrade(&(recorder.clone() as Arc<dyn TimerTarget>));
+        let weak: Weak<dyn TimerTarget> =
+            Arc::downgrade(&(recorder.clone() as Arc<dyn TimerTarget>));
         clock.set_target(weak);
         clock.schedule(Duration::from_millis(5), 0, 1);
         clock.schedule(Duration::from_millis(2), 1, 2);

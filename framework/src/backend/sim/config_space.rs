@@ -12,7 +12,8 @@ use crate::device::config::*;
 const MSIX_CAP: u16 = 0x40;
 const PM_CAP: u16 = 0x60;
 const PCIE_CAP: u16 = 0x80;
-const COMMAND_WRITABLE: u16 = COMMAND_IO | COMMAND_MEMORY | COMMAND_BUS_MASTER | COMMAND_INTX_DISABLE;
+const COMMAND_WRITABLE: u16 =
+    COMMAND_IO | COMMAND_MEMORY | COMMAND_BUS_MASTER | COMMAND_INTX_DISABLE;
 
 /// What a config write asked the device to do beyond storing bits.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,7 +67,11 @@ impl ConfigSpace {
         c[usize::from(PCIE_CAP)] = CAP_ID_PCIE;
         c[usize::from(PCIE_CAP) + 1] = PM_CAP as u8;
         put16(&mut c, PCIE_CAP + 2, 0x0002);
-        put32(&mut c, PCIE_CAP + PCIE_DEVCAP, if flr { PCIE_DEVCAP_FLR } else { 0 });
+        put32(
+            &mut c,
+            PCIE_CAP + PCIE_DEVCAP,
+            if flr { PCIE_DEVCAP_FLR } else { 0 },
+        );
         c[usize::from(PM_CAP)] = CAP_ID_PM;
         c[usize::from(PM_CAP) + 1] = 0;
         put16(&mut c, PM_CAP + 2, 0x0003);
@@ -189,8 +194,14 @@ mod tests {
         let space = ConfigSpace::new(&info(), true, true);
         let mut image = vec![0u8; 256];
         space.read(0, &mut image);
-        let caps: Vec<(u8, u16)> = capabilities(&image).iter().map(|c| (c.id, c.offset)).collect();
-        assert_eq!(caps, vec![(CAP_ID_MSIX, 0x40), (CAP_ID_PCIE, 0x80), (CAP_ID_PM, 0x60)]);
+        let caps: Vec<(u8, u16)> = capabilities(&image)
+            .iter()
+            .map(|c| (c.id, c.offset))
+            .collect();
+        assert_eq!(
+            caps,
+            vec![(CAP_ID_MSIX, 0x40), (CAP_ID_PCIE, 0x80), (CAP_ID_PM, 0x60)]
+        );
         assert_eq!(space.msix_vectors(), 65);
         assert_eq!(image[usize::from(HEADER_TYPE)], 0x80);
         assert_eq!(read_u32(&image, REVISION_CLASS), Some(0x0108_0202));

@@ -162,7 +162,8 @@ impl SimIommu {
             }
             let take = (mapping.len - offset as usize).min(len - done);
             // SAFETY: `offset < mapping.len`, so the pointer stays inside the mapping.
-            let host = unsafe { NonNull::new_unchecked(mapping.host.as_ptr().add(offset as usize)) };
+            let host =
+                unsafe { NonNull::new_unchecked(mapping.host.as_ptr().add(offset as usize)) };
             if count == chunks.len() {
                 // Spanning more than eight mappings is nothing a device model does; refuse it
                 // rather than allocate on the data path.
@@ -192,11 +193,17 @@ impl SimIommu {
         buf: &mut [u8],
     ) -> std::result::Result<(), DmaFault> {
         let out = buf.as_mut_ptr();
-        self.transfer(device, iova, buf.len(), DmaAccess::Read, |host, at, take| {
-            // SAFETY: `host..host+take` is inside a live mapping (checked, and unmap waits for
-            // the read lock we hold); `out+at..+take` is inside `buf`.
-            unsafe { std::ptr::copy_nonoverlapping(host.as_ptr(), out.add(at), take) }
-        })
+        self.transfer(
+            device,
+            iova,
+            buf.len(),
+            DmaAccess::Read,
+            |host, at, take| {
+                // SAFETY: `host..host+take` is inside a live mapping (checked, and unmap waits for
+                // the read lock we hold); `out+at..+take` is inside `buf`.
+                unsafe { std::ptr::copy_nonoverlapping(host.as_ptr(), out.add(at), take) }
+            },
+        )
     }
 
     /// A device write of `data` into guest memory.
@@ -207,10 +214,16 @@ impl SimIommu {
         data: &[u8],
     ) -> std::result::Result<(), DmaFault> {
         let src = data.as_ptr();
-        self.transfer(device, iova, data.len(), DmaAccess::Write, |host, at, take| {
-            // SAFETY: as in `dma_read`, with source and destination swapped.
-            unsafe { std::ptr::copy_nonoverlapping(src.add(at), host.as_ptr(), take) }
-        })
+        self.transfer(
+            device,
+            iova,
+            data.len(),
+            DmaAccess::Write,
+            |host, at, take| {
+                // SAFETY: as in `dma_read`, with source and destination swapped.
+                unsafe { std::ptr::copy_nonoverlapping(src.add(at), host.as_ptr(), take) }
+            },
+        )
     }
 }
 
@@ -240,7 +253,11 @@ impl IommuMapper for SimIommu {
             .and_then(|e| e.checked_sub(1))
             .filter(|_| len > 0)
             .ok_or_else(|| refuse("empty or overflowing range"))?;
-        if !self.ranges.iter().any(|r| r.start <= iova && last <= r.last) {
+        if !self
+            .ranges
+            .iter()
+            .any(|r| r.start <= iova && last <= r.last)
+        {
             return Err(refuse("outside the IOMMU's valid IOVA ranges"));
         }
         let mut mappings = self.mappings.write().expect("iommu lock poisoned");

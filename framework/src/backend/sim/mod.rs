@@ -14,4 +14,6 @@ pub use bus::{
 };
 pub use clock::SimClock;
 pub use iommu::{DmaAccess, DmaFault, FaultReason, SimIommu, DEFAULT_IOVA_RANGES};
-pub use model::{BarInfo, DeviceModel, ModelContext, ModelFactory, ModelInfo, ModelRegistry, ResetKind};
+pub use model::{
+    BarInfo, DeviceModel, ModelContext, ModelFactory, ModelInfo, ModelRegistry, ResetKind,
+};

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use super::clock::SimClock;
-use super::iommu::{DmaFault, FaultReason, SimIommu, DmaAccess};
+use super::iommu::{DmaAccess, DmaFault, FaultReason, SimIommu};
 use crate::device::EventFd;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
@@ -208,11 +208,19 @@ impl ModelRegistry {
         name: &str,
         params: &toml::Table,
     ) -> Result<Box<dyn DeviceModel>> {
-        let factory = self.factories.get(name).ok_or_else(|| Error::UnknownModel {
-            device,
-            name: name.to_string(),
-            known: self.factories.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
+        let factory = self
+            .factories
+            .get(name)
+            .ok_or_else(|| Error::UnknownModel {
+                device,
+                name: name.to_string(),
+                known: self
+                    .factories
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         factory(params)
     }
 }
