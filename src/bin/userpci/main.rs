@@ -1,0 +1,78 @@
+//! `userpci`: the command-line tool.
+//!
+//! - `userpci demo` runs the end-to-end demo on a simulated PCI topology.
+//! - `userpci list` lists this machine's PCI functions from sysfs (read-only).
+//! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
+
+mod demo;
+mod list;
+mod topology;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "userpci",
+    version,
+    about = "User-space PCI drivers: tools and demos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the end-to-end demo on a simulated PCI topology.
+    Demo(demo::Args),
+    /// List PCI functions with driver, IOMMU group and reset methods (reads sysfs only).
+    List(list::Args),
+    /// Show the IOMMU groups and reset groups of a simulated topology file.
+    Topology(topology::Args),
+}
+
+/// What the tool can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A framework error (device, DMA, topology, sysfs).
+    #[error(transparent)]
+    Framework(#[from] userpci::framework::Error),
+    /// A demo ran but its checks failed.
+    #[error("demo verification failed: {0}")]
+    DemoFailed(String),
+    /// A command-line value out of range.
+    #[error("invalid argument {name} = {value}: expected {expected}")]
+    InvalidArgument {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Result of a subcommand.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::List(args) => list::run(args),
+        Command::Topology(args) => topology::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("userpci: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
