@@ -170,6 +170,40 @@ pub enum Error {
     #[error("runtime of core {core} has shut down")]
     RuntimeGone { core: usize },
 
+    // ---- drivers built on the framework (testdev) ----
+    /// The function is not the device the driver was written for (IDs, an identity register).
+    #[error("{device}: not the expected device: {what} is {found:#x}, expected {expected:#x}")]
+    UnexpectedDevice {
+        device: PciAddress,
+        what: &'static str,
+        found: u64,
+        expected: u64,
+    },
+    /// A driver argument the device cannot accept (a ring size, a transfer length).
+    #[error("{device}: invalid {what} {value}, expected {expected}")]
+    InvalidArgument {
+        device: PciAddress,
+        what: &'static str,
+        value: u64,
+        expected: String,
+    },
+    /// Every usable entry of a queue is in flight: backpressure, poll completions, then retry.
+    #[error(
+        "{device}: {queue} is full ({capacity} entries in flight); poll completions, then retry"
+    )]
+    QueueFull {
+        device: PciAddress,
+        queue: String,
+        capacity: usize,
+    },
+    /// The device stopped processing work (an error state, or disabled/reset under the driver).
+    #[error("{device}: device halted (STATUS {status:#x}): {cause}")]
+    DeviceHalted {
+        device: PciAddress,
+        status: u32,
+        cause: String,
+    },
+
     // ---- any ----
     /// An I/O error with what we were doing.
     #[error("{context}: {source}")]

@@ -15,9 +15,8 @@ use userpci_framework::device::{PciFunction, PciFunctionExt, RegisterIo};
 use userpci_framework::dma::{DmaBuffer, DmaDirection};
 use userpci_framework::pci::PciAddress;
 use userpci_framework::testdev::spec::{self, CompletionStatus};
-use userpci_framework::testdev::{
-    model, Completion, CopyEngine, CopyEngineDriver, CopyEngineError,
-};
+use userpci_framework::testdev::{model, Completion, CopyEngine, CopyEngineDriver};
+use userpci_framework::Error;
 
 const ADDR: &str = "01:00.0";
 
@@ -55,6 +54,11 @@ fn poll(driver: &mut CopyEngineDriver<SimFunction>) -> Vec<Completion> {
     out
 }
 
+/// The `cause` the driver reports when the engine halts with `ERROR_CAUSE` = `code`.
+fn halt_cause(code: u32) -> String {
+    format!("{} (ERROR_CAUSE {code})", spec::cause_name(code))
+}
+
 fn stats(bus: &SimBus) -> model::CopyEngineStats {
     bus.with_model(addr(), |m: &mut CopyEngine| m.stats())
         .unwrap()
@@ -69,6 +73,25 @@ fn copies_through_the_iommu_with_one_interrupt_per_completion() {
     let len = 40_000;
     let src = buffer(&bus, len, DmaDirection::ToDevice, |i| (i * 7 + 3) as u8);
     let dst = buffer(&bus, len, DmaDirection::FromDevice, |_| 0);
+
+    // Lengths outside 1..=MAX_COPY_LEN are refused before anything is queued.
+    for bad in [0, spec::MAX_COPY_LEN + 1] {
+        let err = driver.submit(src.iova(), dst.iova(), bad, 5).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidArgument { device, what: "copy length", value, .. }
+                    if device == addr() && value == u64::from(bad)
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("expected 1..=1048576 (copy tag 5)"),
+            "{err}"
+        );
+    }
+    assert_eq!(driver.in_flight(), 0);
 
     driver
         .submit(src.iova(), dst.iova(), len as u32, 0xabc)
@@ -254,9 +277,23 @@ fn the_ring_wraps_for_several_laps_flipping_the_phase() {
     }
     let err = driver.submit(src.iova(), dst.iova(), 16, 3).unwrap_err();
     assert!(
-        matches!(err, CopyEngineError::RingFull { capacity: 3, .. }),
+        matches!(err, Error::QueueFull { device, capacity: 3, .. } if device == addr()),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("poll completions, then retry"),
+        "{err}"
+    );
+    let err = driver
+        .submit_batch(&[userpci_framework::testdev::CopyRequest {
+            src: src.iova(),
+            dst: dst.iova(),
+            len: 16,
+            tag: 3,
+        }])
+        .unwrap_err();
+    assert!(matches!(err, Error::QueueFull { capacity: 3, .. }), "{err}");
+    assert_eq!(driver.in_flight(), 3);
     driver.flush();
     assert_eq!(poll(&mut driver).len(), 3);
 
@@ -348,11 +385,11 @@ fn without_bus_mastering_the_engine_cannot_dma() {
     let err = driver.check_health().unwrap_err();
     assert!(
         matches!(
-            err,
-            CopyEngineError::Halted {
-                cause: spec::CAUSE_RING_FAULT,
-                ..
-            }
+            &err,
+            Error::DeviceHalted { device, status, cause }
+                if *device == addr()
+                    && *status == spec::STATUS_ERR
+                    && *cause == halt_cause(spec::CAUSE_RING_FAULT)
         ),
         "{err}"
     );
@@ -377,7 +414,19 @@ fn the_model_rejects_bad_programming_with_status_error() {
     let bus = bus_with(None);
     let err = CopyEngineDriver::new(bus.open(addr()).unwrap(), 3).unwrap_err();
     assert!(
-        matches!(err, CopyEngineError::InvalidRingSize { size: 3, .. }),
+        matches!(
+            err,
+            Error::InvalidArgument {
+                what: "ring size",
+                value: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("ring size 3, expected a power of two in 2..=4096"),
         "{err}"
     );
 
@@ -412,12 +461,13 @@ fn the_model_rejects_bad_programming_with_status_error() {
     let err = driver.check_health().unwrap_err();
     assert!(
         matches!(
-            err,
-            CopyEngineError::Halted {
-                cause: spec::CAUSE_BAD_DOORBELL,
-                ..
-            }
+            &err,
+            Error::DeviceHalted { cause, .. } if *cause == halt_cause(spec::CAUSE_BAD_DOORBELL)
         ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("DOORBELL beyond RING_SIZE"),
         "{err}"
     );
     assert_eq!(driver.registers().read32(spec::HEAD), 0);
@@ -469,10 +519,11 @@ fn a_wrong_id_register_is_refused_naming_device_and_value() {
     assert!(
         matches!(
             err,
-            CopyEngineError::WrongDevice {
+            Error::UnexpectedDevice {
                 found: 0xdead_beef,
+                expected,
                 ..
-            }
+            } if expected == u64::from(spec::ID_VALUE)
         ),
         "{err}"
     );
@@ -505,9 +556,13 @@ fn after_an_flr_the_driver_reinitialises_and_copies_again() {
     assert_eq!(stats(&bus).resets, 2, "CTRL.RST at init, then the FLR");
     let err = driver.check_health().unwrap_err();
     assert!(
-        matches!(err, CopyEngineError::NotRunning { status: 0, .. }),
+        matches!(
+            &err,
+            Error::DeviceHalted { status: 0, cause, .. } if cause.contains("not running")
+        ),
         "{err}"
     );
+    assert!(err.to_string().contains("reinitialize"), "{err}");
     assert!(poll(&mut driver).is_empty());
     assert!(
         dst.as_slice()[64..].iter().all(|&b| b == 0),
@@ -551,7 +606,7 @@ fn surprise_removal_reads_as_device_gone_and_a_hang_completes_nothing() {
     assert!(
         matches!(
             err,
-            CopyEngineError::Framework(userpci_framework::Error::DeviceGone { .. })
+            Error::DeviceGone { device } if device == addr()
         ),
         "{err}"
     );

@@ -14,59 +14,8 @@ use std::time::Duration;
 use super::spec::{self, CompletionEntry, CompletionStatus, Descriptor};
 use crate::device::{InterruptVector, PciFunction, PciFunctionExt, RegisterIo};
 use crate::dma::{DmaArray, DmaDirection};
-use crate::error::Error;
-use crate::pci::PciAddress;
+use crate::error::{Error, Result};
 use crate::time::poll_until;
-
-/// What can go wrong driving a copy engine.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CopyEngineError {
-    /// The function is not a copy engine.
-    #[error("{device}: not a copy engine: {what} is {found:#x}, expected {expected:#x}")]
-    WrongDevice {
-        device: PciAddress,
-        what: &'static str,
-        found: u32,
-        expected: u32,
-    },
-    /// A ring size the engine does not accept.
-    #[error(
-        "{device}: ring size {size} is not a power of two in {}..={}",
-        spec::MIN_RING_SIZE,
-        spec::MAX_RING_SIZE
-    )]
-    InvalidRingSize { device: PciAddress, size: u32 },
-    /// A copy length outside `1..=MAX_COPY_LEN`.
-    #[error(
-        "{device}: copy of {len} bytes (tag {tag}) is outside 1..={}",
-        spec::MAX_COPY_LEN
-    )]
-    InvalidLength {
-        device: PciAddress,
-        len: u32,
-        tag: u32,
-    },
-    /// Every usable slot is in flight: poll completions, then retry.
-    #[error("{device}: descriptor ring full ({capacity} copies in flight)")]
-    RingFull { device: PciAddress, capacity: usize },
-    /// The engine set `STATUS.ERR`.
-    #[error("{device}: copy engine halted (STATUS {status:#x}, cause {cause}: {})", spec::cause_name(*cause))]
-    Halted {
-        device: PciAddress,
-        status: u32,
-        cause: u32,
-    },
-    /// `STATUS.RDY` is clear: the engine was reset or disabled under the driver.
-    #[error("{device}: copy engine is not running (STATUS {status:#x}); reinitialize it")]
-    NotRunning { device: PciAddress, status: u32 },
-    /// A framework error (config space, DMA memory, MSI-X, timeout, device gone).
-    #[error(transparent)]
-    Framework(#[from] Error),
-}
-
-/// Result alias of the copy engine driver.
-pub type Result<T, E = CopyEngineError> = std::result::Result<T, E>;
 
 /// One finished copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,20 +79,26 @@ impl<F: PciFunction> CopyEngineDriver<F> {
     pub fn new(function: F, ring_size: u32) -> Result<Self> {
         let device = function.address();
         if !spec::valid_ring_size(ring_size) {
-            return Err(CopyEngineError::InvalidRingSize {
+            return Err(Error::InvalidArgument {
                 device,
-                size: ring_size,
+                what: "ring size",
+                value: u64::from(ring_size),
+                expected: format!(
+                    "a power of two in {}..={}",
+                    spec::MIN_RING_SIZE,
+                    spec::MAX_RING_SIZE
+                ),
             });
         }
         let (vendor, device_id) = function.ids()?;
         let ids = u32::from(vendor) | (u32::from(device_id) << 16);
         let expected = u32::from(spec::VENDOR_ID) | (u32::from(spec::DEVICE_ID) << 16);
         if ids != expected {
-            return Err(CopyEngineError::WrongDevice {
+            return Err(Error::UnexpectedDevice {
                 device,
                 what: "PCI device:vendor ID",
-                found: ids,
-                expected,
+                found: u64::from(ids),
+                expected: u64::from(expected),
             });
         }
         function.set_bus_master(true)?;
@@ -153,18 +108,17 @@ impl<F: PciFunction> CopyEngineDriver<F> {
                 device,
                 bar: spec::BAR,
                 reason: "is smaller than the copy engine's 4 KiB register file",
-            }
-            .into());
+            });
         }
         match regs.read32(spec::ID) {
             spec::ID_VALUE => {}
-            u32::MAX => return Err(Error::DeviceGone { device }.into()),
+            u32::MAX => return Err(Error::DeviceGone { device }),
             found => {
-                return Err(CopyEngineError::WrongDevice {
+                return Err(Error::UnexpectedDevice {
                     device,
-                    what: "BAR0 ID register",
-                    found,
-                    expected: spec::ID_VALUE,
+                    what: "copy engine BAR0 ID register",
+                    found: u64::from(found),
+                    expected: u64::from(spec::ID_VALUE),
                 })
             }
         }
@@ -230,18 +184,22 @@ impl<F: PciFunction> CopyEngineDriver<F> {
     fn check_status(&self, status: u32) -> Result<()> {
         let device = self.function.address();
         if status == u32::MAX {
-            return Err(Error::DeviceGone { device }.into());
+            return Err(Error::DeviceGone { device });
         }
         if status & spec::STATUS_ERR != 0 {
             let cause = self.regs.read32(spec::ERROR_CAUSE);
-            return Err(CopyEngineError::Halted {
+            return Err(Error::DeviceHalted {
                 device,
                 status,
-                cause,
+                cause: format!("{} (ERROR_CAUSE {cause})", spec::cause_name(cause)),
             });
         }
         if status & spec::STATUS_RDY == 0 {
-            return Err(CopyEngineError::NotRunning { device, status });
+            return Err(Error::DeviceHalted {
+                device,
+                status,
+                cause: "copy engine not running (STATUS.RDY clear): reinitialize it".into(),
+            });
         }
         Ok(())
     }
@@ -300,18 +258,28 @@ impl<F: PciFunction> CopyEngineDriver<F> {
         self.in_flight
     }
 
+    fn ring_full(&self) -> Error {
+        Error::QueueFull {
+            device: self.function.address(),
+            queue: "copy engine descriptor ring".into(),
+            capacity: self.capacity(),
+        }
+    }
+
     /// Queues a copy of `len` bytes from `src` to `dst` (IOVAs). Nothing reaches the engine
     /// until [`flush`](Self::flush).
     pub fn submit(&mut self, src: u64, dst: u64, len: u32, tag: u32) -> Result<()> {
         let device = self.function.address();
         if len == 0 || len > spec::MAX_COPY_LEN {
-            return Err(CopyEngineError::InvalidLength { device, len, tag });
+            return Err(Error::InvalidArgument {
+                device,
+                what: "copy length",
+                value: u64::from(len),
+                expected: format!("1..={} (copy tag {tag})", spec::MAX_COPY_LEN),
+            });
         }
         if self.in_flight == self.capacity() {
-            return Err(CopyEngineError::RingFull {
-                device,
-                capacity: self.capacity(),
-            });
+            return Err(self.ring_full());
         }
         let descriptor = Descriptor {
             src,
@@ -330,10 +298,7 @@ impl<F: PciFunction> CopyEngineDriver<F> {
     /// Queues every request and rings the doorbell once; queues none if they do not all fit.
     pub fn submit_batch(&mut self, requests: &[CopyRequest]) -> Result<()> {
         if requests.len() > self.capacity() - self.in_flight {
-            return Err(CopyEngineError::RingFull {
-                device: self.function.address(),
-                capacity: self.capacity(),
-            });
+            return Err(self.ring_full());
         }
         let (tail, in_flight) = (self.tail, self.in_flight);
         for r in requests {

@@ -9,5 +9,5 @@ pub mod driver;
 pub mod model;
 pub mod spec;
 
-pub use driver::{Completion, CopyEngineDriver, CopyEngineError, CopyRequest};
+pub use driver::{Completion, CopyEngineDriver, CopyRequest};
 pub use model::{CopyEngine, CopyEngineStats};
