@@ -14,7 +14,10 @@ use userpci_framework::dma::{BufferPool, DmaSpace, PoolBuffer};
 use userpci_framework::Error;
 
 fn space() -> Arc<DmaSpace> {
-    DmaSpace::new(Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()))).unwrap()
+    DmaSpace::new(Arc::new(
+        SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()).expect("default ranges are valid"),
+    ))
+    .unwrap()
 }
 
 /// Fills the buffer with a pattern derived from its index and a tag.

@@ -79,7 +79,10 @@ const CYCLES: usize = 100_000;
 
 #[test]
 fn get_and_put_allocate_nothing_after_warm_up() {
-    let space = DmaSpace::new(Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()))).unwrap();
+    let space = DmaSpace::new(Arc::new(
+        SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()).expect("default ranges are valid"),
+    ))
+    .unwrap();
     let cached = BufferPool::new(&space, "cached", 2048, 1024, 64).unwrap();
     let uncached = BufferPool::new(&space, "uncached", 512, 64, 0).unwrap();
     // Everything the loop needs, set up before counting.
@@ -143,7 +146,10 @@ fn get_and_put_allocate_nothing_after_warm_up() {
 
 #[test]
 fn freeing_on_another_thread_allocates_nothing_after_warm_up() {
-    let space = DmaSpace::new(Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()))).unwrap();
+    let space = DmaSpace::new(Arc::new(
+        SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()).expect("default ranges are valid"),
+    ))
+    .unwrap();
     let pool = BufferPool::new(&space, "remote", 256, 512, 32).unwrap();
     // Buffers taken on the main thread, freed on a worker: the worker's cache fills and flushes.
     let taken: Vec<PoolBuffer> = (0..400).map(|_| pool.get().unwrap()).collect();

@@ -612,3 +612,13 @@ fn unknown_models_are_named_with_the_known_ones() {
         "unknown device model \"nvme\" for 0000:00:05.0 (known: probe)"
     );
 }
+
+#[test]
+fn the_sim_iommu_refuses_bad_valid_ranges_naming_them() {
+    use userpci_framework::backend::sim::SimIommu;
+    use userpci_framework::dma::IovaRange;
+    let err = SimIommu::new(vec![IovaRange::new(0x5000, 0x1000)]).unwrap_err();
+    assert!(err.to_string().contains("0x5000..0x1000"), "{err}");
+    let err = SimIommu::new(vec![]).unwrap_err();
+    assert!(err.to_string().contains("no usable IOVA range"), "{err}");
+}

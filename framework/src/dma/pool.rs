@@ -523,7 +523,9 @@ mod tests {
     use crate::pci::PciAddress;
 
     fn setup() -> (Arc<SimIommu>, Arc<DmaSpace>) {
-        let iommu = Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()));
+        let iommu = Arc::new(
+            SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()).expect("default ranges are valid"),
+        );
         let space = DmaSpace::new(iommu.clone()).unwrap();
         (iommu, space)
     }

@@ -127,7 +127,7 @@ impl SimBus {
     /// Instantiates `topology`, building each function's model from `registry`.
     pub fn new(topology: Topology, registry: &ModelRegistry) -> Result<Arc<Self>> {
         let clock = SimClock::new();
-        let iommu = Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec()));
+        let iommu = Arc::new(SimIommu::new(DEFAULT_IOVA_RANGES.to_vec())?);
         let space = DmaSpace::new(iommu.clone())?;
         let mut cells = Vec::with_capacity(topology.functions().len());
         for node in topology.functions() {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, RwLock};
 
 use serde::Serialize;
 
-use crate::dma::{DmaDirection, IommuMapper, IovaRange};
+use crate::dma::{DmaDirection, IommuMapper, IovaAllocator, IovaRange};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 
@@ -92,13 +92,16 @@ pub const DEFAULT_IOVA_RANGES: [IovaRange; 2] = [
 ];
 
 impl SimIommu {
-    /// An IOMMU translating `ranges`.
-    pub fn new(ranges: Vec<IovaRange>) -> Self {
-        SimIommu {
-            ranges,
+    /// An IOMMU translating `ranges`; refuses empty, inverted or overlapping ranges, naming
+    /// them.
+    pub fn new(ranges: Vec<IovaRange>) -> Result<Self> {
+        // The allocator's checks are exactly the ones a valid-range list must pass.
+        let checked = IovaAllocator::new("sim iommu", &ranges)?;
+        Ok(SimIommu {
+            ranges: checked.ranges().to_vec(),
             mappings: RwLock::new(BTreeMap::new()),
             faults: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Faults recorded so far, oldest first.
