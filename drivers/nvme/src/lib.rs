@@ -3,3 +3,5 @@
 //! so the same code drives a simulated controller and a real one.
 
 #![forbid(unsafe_code)]
+
+pub mod spec;
