@@ -26,8 +26,8 @@ pub fn run(args: Args) -> CliResult {
         return Ok(());
     }
     println!(
-        "{:<13} {:<9} {:<8} {:<12} {:<6} {:<16} {:<13} {}",
-        "address", "id", "class", "driver", "group", "reset", "parent", "vfio"
+        "{:<13} {:<9} {:<8} {:<12} {:<6} {:<16} {:<13} vfio",
+        "address", "id", "class", "driver", "group", "reset", "parent"
     );
     for f in &functions {
         let methods: Vec<&str> = f.reset_methods.iter().map(|m| m.sysfs_name()).collect();

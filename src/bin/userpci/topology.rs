@@ -31,8 +31,8 @@ pub fn run(args: Args) -> CliResult {
 /// Prints the function, IOMMU-group and reset-group tables.
 pub fn print_tables(topology: &Topology) {
     println!(
-        "{:<13} {:<12} {:<6} {:<6} {}",
-        "function", "model", "iommu", "reset", "reset methods"
+        "{:<13} {:<12} {:<6} {:<6} reset methods",
+        "function", "model", "iommu", "reset"
     );
     for f in topology.functions() {
         let methods: Vec<&str> = f
@@ -51,10 +51,7 @@ pub fn print_tables(topology: &Topology) {
         );
     }
     println!();
-    println!(
-        "{:<6} {:<9} {:<13} {}",
-        "reset", "scope", "bridge", "members"
-    );
+    println!("{:<6} {:<9} {:<13} members", "reset", "scope", "bridge");
     for g in topology.reset_groups() {
         let members: Vec<String> = g.members.iter().map(ToString::to_string).collect();
         println!(
