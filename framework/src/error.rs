@@ -151,9 +151,30 @@ pub enum Error {
         device: PciAddress,
         blockers: String,
     },
+    /// The function is already open in this process.
+    #[error("{device} is already open in this process")]
+    AlreadyOpen { device: PciAddress },
     /// The function is held by another owner.
     #[error("{device} is owned by {owner}")]
     Busy { device: PciAddress, owner: String },
+
+    // ---- reset coordination ----
+    /// Claiming a whole reset group failed; nothing was kept open.
+    #[error("{device}: cannot claim its reset group: {blockers}")]
+    ClaimRefused {
+        device: PciAddress,
+        blockers: String,
+    },
+    /// A reset was requested for a function the coordinator does not know.
+    #[error("{device}: not registered with the reset coordinator")]
+    NotRegistered { device: PciAddress },
+    /// A participant's hook failed.
+    #[error("participant {participant}: {phase} failed: {reason}")]
+    ParticipantFailed {
+        participant: String,
+        phase: &'static str,
+        reason: String,
+    },
 
     // ---- runtime ----
     /// A core that does not exist or that this process may not run on.

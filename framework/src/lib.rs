@@ -8,6 +8,7 @@ pub mod device;
 pub mod dma;
 pub mod error;
 pub mod pci;
+pub mod reset;
 pub mod runtime;
 pub mod testdev;
 pub mod time;

@@ -107,6 +107,9 @@ pub struct ResetGroupMember {
     pub address: PciAddress,
     /// Its IOMMU group, when known.
     pub iommu_group: Option<u32>,
+    /// How it can be reset on its own, as sysfs lists it (empty when unknown).
+    #[serde(default)]
+    pub reset_methods: Vec<ResetMethod>,
     /// Who holds it.
     pub ownership: Ownership,
 }
@@ -232,3 +235,99 @@ pub trait PciFunctionExt: PciFunction {
 }
 
 impl<F: PciFunction + ?Sized> PciFunctionExt for F {}
+
+/// A shared function is a function: a driver can own an `Arc<F>` while the reset coordinator
+/// holds another handle to the same function.
+impl<F: PciFunction> PciFunction for Arc<F> {
+    type Registers = F::Registers;
+
+    fn address(&self) -> PciAddress {
+        (**self).address()
+    }
+    fn read_config(&self, offset: u16, buf: &mut [u8]) -> Result<()> {
+        (**self).read_config(offset, buf)
+    }
+    fn write_config(&self, offset: u16, data: &[u8]) -> Result<()> {
+        (**self).write_config(offset, data)
+    }
+    fn map_bar(&self, index: u8) -> Result<Self::Registers> {
+        (**self).map_bar(index)
+    }
+    fn dma_space(&self) -> &Arc<DmaSpace> {
+        (**self).dma_space()
+    }
+    fn enable_msix(&self, count: u16) -> Result<Vec<InterruptVector>> {
+        (**self).enable_msix(count)
+    }
+    fn disable_msix(&self) -> Result<()> {
+        (**self).disable_msix()
+    }
+    fn reset_methods(&self) -> Vec<ResetMethod> {
+        (**self).reset_methods()
+    }
+    fn reset_function(&self) -> Result<()> {
+        (**self).reset_function()
+    }
+    fn reset_group(&self) -> Result<Vec<ResetGroupMember>> {
+        (**self).reset_group()
+    }
+    fn reset_group_hot(&self) -> Result<()> {
+        (**self).reset_group_hot()
+    }
+    fn clock(&self) -> &Arc<dyn Clock> {
+        (**self).clock()
+    }
+}
+
+/// The object-safe part of a [`PciFunction`] that the reset coordinator drives: config space,
+/// interrupts off, the reset primitives and the clock. Every `PciFunction` is one.
+pub trait ResetTarget: Send + Sync {
+    /// The function's address.
+    fn target_address(&self) -> PciAddress;
+    /// Reads config space.
+    fn target_read_config(&self, offset: u16, buf: &mut [u8]) -> Result<()>;
+    /// Writes config space.
+    fn target_write_config(&self, offset: u16, data: &[u8]) -> Result<()>;
+    /// Masks every MSI-X vector.
+    fn target_disable_msix(&self) -> Result<()>;
+    /// The reset methods on offer.
+    fn target_reset_methods(&self) -> Vec<ResetMethod>;
+    /// Function-level reset.
+    fn target_reset_function(&self) -> Result<()>;
+    /// Members of the reset group with their ownership.
+    fn target_reset_group(&self) -> Result<Vec<ResetGroupMember>>;
+    /// Bus or slot reset of the whole group.
+    fn target_reset_group_hot(&self) -> Result<()>;
+    /// The function's clock.
+    fn target_clock(&self) -> Arc<dyn Clock>;
+}
+
+impl<F: PciFunction> ResetTarget for F {
+    fn target_address(&self) -> PciAddress {
+        self.address()
+    }
+    fn target_read_config(&self, offset: u16, buf: &mut [u8]) -> Result<()> {
+        self.read_config(offset, buf)
+    }
+    fn target_write_config(&self, offset: u16, data: &[u8]) -> Result<()> {
+        self.write_config(offset, data)
+    }
+    fn target_disable_msix(&self) -> Result<()> {
+        self.disable_msix()
+    }
+    fn target_reset_methods(&self) -> Vec<ResetMethod> {
+        self.reset_methods()
+    }
+    fn target_reset_function(&self) -> Result<()> {
+        self.reset_function()
+    }
+    fn target_reset_group(&self) -> Result<Vec<ResetGroupMember>> {
+        self.reset_group()
+    }
+    fn target_reset_group_hot(&self) -> Result<()> {
+        self.reset_group_hot()
+    }
+    fn target_clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(self.clock())
+    }
+}

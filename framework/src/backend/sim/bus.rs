@@ -93,6 +93,15 @@ struct FunctionState {
     holder: Holder,
     faults: Faults,
     stats: FunctionStats,
+    /// Until this time (after a reset of a slow function) the function does not answer.
+    ready_at: Duration,
+}
+
+impl FunctionState {
+    /// Removed, or still coming back from a reset: reads return all ones, writes vanish.
+    fn unresponsive(&self, now: Duration) -> bool {
+        self.faults.removed || now < self.ready_at
+    }
 }
 
 struct FunctionCell {
@@ -162,6 +171,7 @@ impl SimBus {
                     holder,
                     faults: Faults::default(),
                     stats: FunctionStats::default(),
+                    ready_at: Duration::ZERO,
                 }),
             });
         }
@@ -216,12 +226,7 @@ impl SimBus {
         let mut state = self.lock(index);
         match &state.holder {
             Holder::Free => state.holder = Holder::ThisProcess,
-            Holder::ThisProcess => {
-                return Err(Error::Busy {
-                    device: address,
-                    owner: "this process (already open)".to_string(),
-                })
-            }
+            Holder::ThisProcess => return Err(Error::AlreadyOpen { device: address }),
             Holder::Elsewhere(owner) => {
                 return Err(Error::Busy {
                     device: address,
@@ -340,7 +345,7 @@ impl SimBus {
         };
         let mut state = self.lock(index);
         let command = state.config.command();
-        let blocked = state.faults.removed
+        let blocked = state.unresponsive(self.clock.now())
             || command & COMMAND_MEMORY == 0
             || (write.is_some() && state.faults.hang);
         if blocked {
@@ -408,6 +413,7 @@ impl SimBus {
                 Some(ResetGroupMember {
                     address: member,
                     iommu_group: Some(self.cells[i].iommu_group),
+                    reset_methods: self.cells[i].reset_methods.clone(),
                     ownership: self.ownership(i),
                 })
             })
@@ -420,6 +426,10 @@ impl SimBus {
         let start = self.clock.now();
         let mut saved = Vec::with_capacity(indices.len());
         let mut slowest = Duration::ZERO;
+        let mandated = match kind {
+            ResetKind::FunctionLevel => FLR_READY_DELAY,
+            ResetKind::Bus => BUS_RESET_ASSERT + BUS_RESET_READY_DELAY,
+        };
         for &index in indices {
             let mut state = self.lock(index);
             saved.push(state.config.clone());
@@ -435,13 +445,10 @@ impl SimBus {
                 state.faults.slow_ready
             };
             slowest = slowest.max(extra);
+            state.ready_at = start + mandated + state.faults.slow_ready;
             drop(state);
             self.clock.cancel_function(index);
         }
-        let mandated = match kind {
-            ResetKind::FunctionLevel => FLR_READY_DELAY,
-            ResetKind::Bus => BUS_RESET_ASSERT + BUS_RESET_READY_DELAY,
-        };
         self.clock.sleep(mandated + slowest.min(RESET_READY_LIMIT));
         let mut gone = Vec::new();
         for (&index, config) in indices.iter().zip(saved) {
@@ -469,7 +476,7 @@ impl TimerTarget for SimBus {
             return;
         };
         let mut state = self.lock(index);
-        if state.faults.hang || state.faults.removed {
+        if state.faults.hang || state.unresponsive(self.clock.now()) {
             return;
         }
         let command = state.config.command();
@@ -549,7 +556,7 @@ impl PciFunction for SimFunction {
     fn read_config(&self, offset: u16, buf: &mut [u8]) -> Result<()> {
         let start = self.check_config_range(offset, buf.len())?;
         let state = self.bus.lock(self.index);
-        if state.faults.removed {
+        if state.unresponsive(self.bus.clock.now()) {
             buf.fill(0xff);
         } else {
             state.config.read(start, buf);
@@ -561,7 +568,7 @@ impl PciFunction for SimFunction {
         let start = self.check_config_range(offset, data.len())?;
         let action = {
             let mut state = self.bus.lock(self.index);
-            if state.faults.removed {
+            if state.unresponsive(self.bus.clock.now()) {
                 return Ok(());
             }
             state.config.write(start, data)
@@ -761,5 +768,13 @@ impl RegisterIo for SimBar {
         crate::device::mmio::check_access(offset, 8, self.len);
         self.bus
             .mmio(self.index, self.bar, offset as u64, 8, Some(value));
+    }
+}
+
+impl crate::reset::FunctionOpener for Arc<SimBus> {
+    type Function = SimFunction;
+
+    fn open_function(&self, address: PciAddress) -> Result<SimFunction> {
+        self.open(address)
     }
 }
