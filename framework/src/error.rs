@@ -176,6 +176,119 @@ pub enum Error {
         reason: String,
     },
 
+    // ---- backend::vfio ----
+    /// The IOMMU is off (or absent), so VFIO cannot isolate a device.
+    #[error(
+        "no IOMMU: {what}; turn it on: add intel_iommu=on (Intel) or amd_iommu=on (AMD) to the \
+         kernel command line and enable VT-d / AMD-Vi in the firmware"
+    )]
+    NoIommu { what: String },
+    /// The function is not bound to vfio-pci, so there is no VFIO device to open.
+    #[error(
+        "{device} is not bound to vfio-pci (driver: {driver}); bind it first (bind_vfio, or \
+         write vfio-pci to its driver_override, unbind it and write {device} to \
+         /sys/bus/pci/drivers_probe)"
+    )]
+    NotBoundToVfio { device: PciAddress, driver: String },
+    /// A VFIO node or driver directory that a kernel module provides is missing.
+    #[error("{path}: {source}; is the {module} module loaded? (modprobe {module})")]
+    VfioModuleMissing {
+        path: PathBuf,
+        module: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Permission denied on a VFIO device node or a sysfs file.
+    #[error("permission denied on {path}: {source}; {hint}")]
+    VfioPermission {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Another process (or a kernel driver in the same IOMMU group) holds the device.
+    #[error(
+        "{what} is busy: {source}; another process holds the device or its IOMMU group, or a \
+         function of the group is bound to a kernel driver"
+    )]
+    VfioBusy {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// An IOMMU group with a member bound to a kernel driver cannot be used through VFIO.
+    #[error(
+        "{device}: IOMMU group {group} is not viable: {members}; bind every function of the \
+         group to vfio-pci (or unbind it from its driver)"
+    )]
+    GroupNotViable {
+        device: PciAddress,
+        group: u32,
+        members: String,
+    },
+    /// A VFIO or iommufd ioctl failed.
+    #[error("{context}: {ioctl}: {source}{hint}")]
+    VfioIoctl {
+        context: String,
+        ioctl: &'static str,
+        hint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel answered an ioctl with something its uAPI does not allow.
+    #[error("{context}: {ioctl}: unexpected reply: {reason}")]
+    VfioReply {
+        context: String,
+        ioctl: &'static str,
+        reason: String,
+    },
+    /// The VFIO mode asked for cannot be used on this system or for this device.
+    #[error("VFIO {mode} mode cannot be used: {reason}")]
+    VfioMode { mode: &'static str, reason: String },
+    /// Pinning memory for a DMA mapping hit RLIMIT_MEMLOCK.
+    #[error(
+        "{space}: cannot pin {len:#x} bytes at IOVA {iova:#x} for DMA ({pinned} bytes pinned \
+         with it; memlock limit: {limit} bytes): {source}; raise the limit (ulimit -l \
+         unlimited, LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK"
+    )]
+    IommuMemlock {
+        space: String,
+        iova: u64,
+        len: u64,
+        pinned: u64,
+        limit: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Attaching another device narrowed an IOVA space that already hands out addresses.
+    #[error(
+        "{space}: attaching {device} narrows its IOVA ranges to {ranges}, which no longer cover \
+         {allocated}; open that device in a VFIO context of its own"
+    )]
+    IovaRangesNarrowed {
+        space: String,
+        device: PciAddress,
+        ranges: String,
+        allocated: String,
+    },
+    /// A sysfs attribute could not be written (driver binding).
+    #[error("cannot write {value:?} to {path}: {source}{hint}")]
+    SysfsWrite {
+        path: PathBuf,
+        value: String,
+        hint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Binding a function to a driver did not take effect.
+    #[error("{device}: after {action}, its driver is {found}, expected {expected}")]
+    BindFailed {
+        device: PciAddress,
+        action: &'static str,
+        found: String,
+        expected: String,
+    },
+
     // ---- runtime ----
     /// A core that does not exist or that this process may not run on.
     #[error("core {core} is not available to this process (allowed: {allowed})")]

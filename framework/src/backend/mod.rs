@@ -5,3 +5,4 @@
 //! know which backend it runs on.
 
 pub mod sim;
+pub mod vfio;

@@ -1,0 +1,210 @@
+//! Quiesce, recover, abort: the controller side of error handling.
+
+use std::sync::atomic::Ordering;
+
+use userpci_framework::device::{PciFunction, PciFunctionExt};
+
+use super::state::{ControllerState, QpairState};
+use super::{AdminState, Inner};
+use crate::error::{Error, Result};
+use crate::spec::SubmissionEntry;
+
+impl<F: PciFunction> Inner<F> {
+    /// Resets the controller, unless one completed since the caller saw generation
+    /// `seen` (another queue pair asked first).
+    pub(crate) fn reset(&self, reason: &str, seen: Option<u64>) -> Result<()> {
+        let mut admin = self.lock_admin();
+        if let Some(seen) = seen {
+            if self.generation.load(Ordering::Acquire) != seen {
+                tracing::debug!(device = %self.device, reason, "reset already done by another caller");
+                return Ok(());
+            }
+        }
+        let span = tracing::warn_span!("nvme_reset", device = %self.device, reason);
+        let _enter = span.enter();
+        tracing::warn!("controller reset");
+        self.quiesce_locked(&mut admin)?;
+        self.recover_locked(&mut admin)
+    }
+
+    /// Stops every queue pair, then disables the controller.
+    pub(crate) fn quiesce_locked(&self, admin: &mut AdminState) -> Result<()> {
+        match self.state.get() {
+            ControllerState::Gone => {
+                return Err(Error::DeviceGone {
+                    device: self.device,
+                    register: "CSTS",
+                })
+            }
+            ControllerState::Failed | ControllerState::Enabled | ControllerState::Resetting => {}
+        }
+        self.state.set(ControllerState::Resetting);
+        for entry in &admin.qpairs {
+            entry.shared.set(QpairState::Disabled);
+        }
+        for entry in &admin.qpairs {
+            entry.shared.wait_idle();
+        }
+        tracing::debug!(queues = admin.qpairs.len(), "queue pairs stopped");
+        match self.hw().disable() {
+            Ok(()) => {
+                self.quiet.store(true, Ordering::Release);
+                tracing::info!("controller disabled (CSTS.RDY=0)");
+                Ok(())
+            }
+            Err(err @ Error::DeviceGone { .. }) => {
+                self.mark_gone(admin);
+                Err(err)
+            }
+            Err(err) => {
+                tracing::error!(%err, "controller did not disable");
+                self.mark_failed(admin);
+                Err(err)
+            }
+        }
+    }
+
+    /// Re-initialises a disabled controller and recreates every registered queue pair.
+    pub(crate) fn recover_locked(&self, admin: &mut AdminState) -> Result<()> {
+        if self.state.get() == ControllerState::Gone {
+            return Err(Error::DeviceGone {
+                device: self.device,
+                register: "CSTS",
+            });
+        }
+        self.state.set(ControllerState::Resetting);
+        match self.try_recover(admin) {
+            Ok(()) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                self.state.set(ControllerState::Enabled);
+                tracing::warn!(queues = admin.qpairs.len(), "controller recovered");
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(%err, "controller recovery failed");
+                if matches!(err, Error::DeviceGone { .. }) {
+                    self.mark_gone(admin);
+                } else {
+                    // Leave it disabled, so the device does no DMA into memory handed back.
+                    let quiet = self.hw().disable().is_ok();
+                    self.quiet.store(quiet, Ordering::Release);
+                    self.mark_failed(admin);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn try_recover(&self, admin: &mut AdminState) -> Result<()> {
+        let hw = self.hw();
+        // A function or bus reset in between clears the command register.
+        self.function.set_bus_master(true)?;
+        hw.disable()?;
+        admin.queue.reset();
+        self.quiet.store(false, Ordering::Release);
+        hw.enable(&admin.queue)?;
+        let id = hw.identify_controller(&mut admin.queue, &mut admin.data)?;
+        if id.serial() != self.info.serial {
+            return Err(Error::NamespaceChanged {
+                device: self.device,
+                nsid: 0,
+                what: format!(
+                    "controller serial {:?} became {:?}",
+                    self.info.serial,
+                    id.serial()
+                ),
+            });
+        }
+        let granted = hw.set_queue_count(&mut admin.queue, self.info.io_queues)?;
+        admin.io_queues = granted;
+        let (now, _) = hw.namespaces(
+            &mut admin.queue,
+            &mut admin.data,
+            &id,
+            self.info.max_transfer,
+        )?;
+        for before in &self.namespaces {
+            let after = now.iter().find(|ns| ns.nsid == before.nsid);
+            let change = match after {
+                None => Some("no longer active or usable".to_string()),
+                Some(after) => before.same_identity(after),
+            };
+            if let Some(what) = change {
+                return Err(Error::NamespaceChanged {
+                    device: self.device,
+                    nsid: before.nsid,
+                    what,
+                });
+            }
+        }
+        if let Some(shadow) = &self.shadow {
+            if !hw.configure_shadow_doorbells(&mut admin.queue, shadow) {
+                return Err(Error::Unsupported {
+                    device: self.device,
+                    what: "Doorbell Buffer Config, accepted before the reset, now fails".into(),
+                });
+            }
+        }
+        let AdminState { queue, qpairs, .. } = admin;
+        for entry in qpairs.iter() {
+            if entry.qid > granted {
+                tracing::error!(
+                    qid = entry.qid,
+                    granted,
+                    "queue no longer granted after reset"
+                );
+                entry.shared.set(QpairState::Failed);
+                continue;
+            }
+            entry.memory.cq.region().fill(0);
+            match self.create_queues(queue, entry) {
+                Ok(()) => entry.shared.set(QpairState::NeedsReconnect),
+                Err(err @ Error::DeviceGone { .. }) => return Err(err),
+                Err(err) => {
+                    tracing::error!(qid = entry.qid, %err, "queue pair not recreated");
+                    entry.shared.set(QpairState::Failed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the controller and every queue pair failed.
+    fn mark_failed(&self, admin: &AdminState) {
+        self.state.set(ControllerState::Failed);
+        for entry in &admin.qpairs {
+            entry.shared.set(QpairState::Failed);
+        }
+    }
+
+    /// Marks the device gone (surprise removal): no DMA can happen any more.
+    pub(crate) fn mark_gone(&self, admin: &AdminState) {
+        tracing::error!(device = %self.device, "device gone (registers read all ones)");
+        self.state.set(ControllerState::Gone);
+        self.quiet.store(true, Ordering::Release);
+        for entry in &admin.qpairs {
+            entry.shared.set(QpairState::Gone);
+        }
+    }
+
+    /// Sends Abort for command `cid` of submission queue `sqid`. Returns whether the
+    /// controller reports it aborted (completion DW0 bit 0 clear).
+    pub(crate) fn abort(&self, sqid: u16, cid: u16) -> Result<bool> {
+        let mut admin = self.lock_admin();
+        let cqe = self.admin_command(&mut admin, SubmissionEntry::abort(sqid, cid))?;
+        Ok(cqe.dw0 & 1 == 0)
+    }
+
+    /// Reads `CSTS` for a queue pair that saw a timeout: `Ok(true)` when the controller is
+    /// fatal and needs a reset; marks the device gone on all ones.
+    pub(crate) fn check_fatal(&self) -> Result<bool> {
+        match self.hw().csts() {
+            Ok(csts) => Ok(csts.cfs()),
+            Err(err) => {
+                let admin = self.lock_admin();
+                self.mark_gone(&admin);
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! After setup, the raw data path allocates nothing: submitting reads and writes (single and
+//! split by MDTS, with PRP lists), writing doorbells, reaping completions and handing pool
+//! buffers back. A counting global allocator counts the calls made on this thread while
+//! counting is switched on.
+//!
+//! The model runs inside the doorbell writes on the same thread, so its allocations would
+//! count too; the counted loop touches only namespace chunks written during warm-up, and the
+//! model keeps its queues' capacity, so what is counted is the driver's path.
+
+mod driver_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use driver_support::*;
+use userpci_framework::backend::sim::SimFunction;
+use userpci_framework::dma::{BufferPool, PoolBuffer};
+use userpci_nvme::{IoQueuePair, QpairOptions};
+
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_call() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract is `System`'s; counting touches neither the memory nor the layout.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_call();
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn allocator_calls(f: impl FnOnce()) -> u64 {
+    let before = CALLS.with(Cell::get);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    CALLS.with(Cell::get) - before
+}
+
+type Qp = IoQueuePair<SimFunction, u32, PoolBuffer>;
+
+/// Writes then reads every buffer of the pool `rounds` times.
+/// `back` is the caller's, with room for the whole pool, so the loop itself allocates nothing.
+fn run(
+    qp: &mut Qp,
+    pool: &std::sync::Arc<BufferPool>,
+    ns: &userpci_nvme::Namespace,
+    rounds: u32,
+    back: &mut Vec<PoolBuffer>,
+) -> u64 {
+    let mut completed = 0u64;
+    for round in 0..rounds {
+        for i in 0..pool.capacity() as u32 {
+            let buf = pool.get().expect("pool sized for the queue");
+            let lba = u64::from(i) * 64;
+            let submitted = if round % 2 == 0 {
+                qp.submit_write(ns, lba, buf, i)
+            } else {
+                qp.submit_read(ns, lba, buf, i)
+            };
+            assert!(submitted.is_ok());
+        }
+        while back.len() < pool.capacity() {
+            qp.process_completions(0, &mut |c| {
+                assert!(c.result.is_ok());
+                back.push(c.buffer.expect("data request"));
+                completed += 1;
+            });
+        }
+        back.clear();
+    }
+    completed
+}
+
+#[test]
+fn the_raw_data_path_does_not_allocate() {
+    let bus = bus("mdts = 2\nblocks = 8192");
+    let ctrl = controller(&bus);
+    let ns = ctrl.namespaces()[0].clone();
+    // 24 KiB buffers: MDTS 16 KiB splits each into two commands, one with a PRP list.
+    let pool = BufferPool::new(bus.dma_space(), "io", 24 * 1024, 16, 16).unwrap();
+    let mut qp: Qp = ctrl
+        .create_io_qpair(QpairOptions {
+            entries: 64,
+            ..QpairOptions::default()
+        })
+        .unwrap();
+    // Warm-up: thread-local pool cache, the model's namespace chunks and queues.
+    let mut back = Vec::with_capacity(pool.capacity());
+    assert_eq!(run(&mut qp, &pool, &ns, 4, &mut back), 64);
+    let mut completed = 0;
+    let calls = allocator_calls(|| completed = run(&mut qp, &pool, &ns, 20, &mut back));
+    assert_eq!(completed, 320);
+    assert_eq!(calls, 0, "allocator calls in the data path");
+    assert_eq!(qp.stats().submitted, 2 * (64 + 320));
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let calls = allocator_calls(|| {
+        let v: Vec<u8> = Vec::with_capacity(100);
+        std::hint::black_box(&v);
+    });
+    assert_eq!(calls, 2);
+}

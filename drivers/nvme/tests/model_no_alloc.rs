@@ -1,0 +1,112 @@
+//! The controller model's data path allocates nothing once warm: reads, overwrites of
+//! allocated blocks, Flush, Write Zeroes and completion posting, instant and delayed.
+//!
+//! A counting global allocator counts, per thread, the calls made while counting is on.
+
+mod model_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use model_support::*;
+use userpci_framework::dma::DmaDirection;
+use userpci_nvme::spec::{Status, SubmissionEntry};
+
+struct CountingAllocator;
+
+thread_local! {
+    /// Const-initialised and without destructors: using them never allocates.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_call() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract is `System`'s; counting touches neither the memory nor the layout.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_call();
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Runs `f` with counting on for this thread and returns the allocator calls it made.
+fn allocator_calls(f: impl FnOnce()) -> u64 {
+    CALLS.with(|calls| calls.set(0));
+    COUNTING.with(|counting| counting.set(true));
+    f();
+    COUNTING.with(|counting| counting.set(false));
+    CALLS.with(Cell::get)
+}
+
+/// One round of I/O: write, read, flush and a partial Write Zeroes over blocks already
+/// stored, each command awaited (`wait` advances virtual time in latency mode).
+fn round(ctrl: &Ctrl, pair: &mut QueuePair, write: u64, read: u64, wait: Duration) {
+    let commands = [
+        SubmissionEntry::write(1, 0, 15, write, write + PAGE as u64),
+        SubmissionEntry::read(1, 0, 15, read, read + PAGE as u64),
+        SubmissionEntry::flush(1),
+        SubmissionEntry::write_zeroes(1, 16, 3),
+    ];
+    for sqe in commands {
+        let cid = pair.submit(&ctrl.regs, sqe);
+        if !wait.is_zero() {
+            ctrl.bus.clock().advance(wait);
+        }
+        let cqe = pair.poll().expect("completed");
+        pair.ring_cq(&ctrl.regs);
+        assert!(cqe.cid() == cid && cqe.status() == Status::SUCCESS);
+    }
+}
+
+fn check(params: &str, wait: Duration) {
+    let mut ctrl = Ctrl::enabled(params);
+    let mut pair = ctrl.create_io(1, 32);
+    let source = ctrl.buffer(2 * PAGE, DmaDirection::ToDevice, pattern(1));
+    let sink = ctrl.buffer(2 * PAGE, DmaDirection::FromDevice, |_| 0);
+    // Warm-up: the first write allocates the chunk, the queues wrap once.
+    for _ in 0..10 {
+        round(&ctrl, &mut pair, source.iova(), sink.iova(), wait);
+    }
+    let calls = allocator_calls(|| {
+        for _ in 0..50 {
+            round(&ctrl, &mut pair, source.iova(), sink.iova(), wait);
+        }
+    });
+    assert_eq!(calls, 0, "allocator calls on a warm data path ({params})");
+    assert_eq!(sink.as_slice(), source.as_slice());
+}
+
+#[test]
+fn the_warm_data_path_never_allocates() {
+    check("", Duration::ZERO);
+    check("latency_ns = 2000", Duration::from_nanos(2000));
+}
