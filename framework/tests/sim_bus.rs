@@ -372,6 +372,58 @@ fn msix_vectors_signal_their_eventfd_only_when_enabled() {
     f.disable_msix().unwrap();
     regs.write32(COMMAND, CMD_INTERRUPT);
     assert_eq!(vectors[0].take().unwrap(), 0);
+
+    // Enabled again (as a driver does after a reset): the old handles fire again.
+    let again = f.enable_msix(1).unwrap();
+    regs.write32(COMMAND, CMD_INTERRUPT);
+    assert_eq!(vectors[0].take().unwrap(), 1, "same eventfd as before");
+    assert_eq!(
+        again[0].take().unwrap(),
+        0,
+        "and the new handle is the same eventfd"
+    );
+}
+
+#[test]
+fn a_link_down_function_answers_nothing_until_a_bus_reset() {
+    let bus = bus();
+    let f0 = bus.open(addr("01:00.0")).unwrap();
+    let _f1 = bus.open(addr("01:00.1")).unwrap();
+    f0.set_bus_master(true).unwrap();
+    bus.inject(addr("01:00.0"), SimFault::LinkDown).unwrap();
+    assert!(matches!(f0.ids().unwrap_err(), Error::DeviceGone { .. }));
+    assert!(
+        matches!(f0.reset_function().unwrap_err(), Error::DeviceGone { .. }),
+        "an FLR goes through config space, which is unreachable"
+    );
+    f0.reset_group_hot().unwrap();
+    assert_eq!(
+        f0.ids().unwrap(),
+        (0x1234, 0x5678),
+        "the bus reset retrained the link"
+    );
+}
+
+#[test]
+fn mmio_with_memory_decoding_off_is_counted_as_what_would_be_sigbus_on_vfio() {
+    let bus = bus();
+    let f = bus.open(addr("01:00.0")).unwrap();
+    let regs = f.map_bar(0).unwrap();
+    regs.read32(SCRATCH);
+    assert_eq!(
+        bus.stats(addr("01:00.0"))
+            .unwrap()
+            .mmio_while_memory_disabled,
+        1
+    );
+    f.set_bus_master(true).unwrap();
+    regs.read32(SCRATCH);
+    assert_eq!(
+        bus.stats(addr("01:00.0"))
+            .unwrap()
+            .mmio_while_memory_disabled,
+        1
+    );
 }
 
 #[test]

@@ -357,7 +357,11 @@ fn with_latency_completions_wait_for_virtual_time() {
         poll(&mut driver).iter().map(|c| c.tag).collect::<Vec<_>>(),
         [2]
     );
-    assert_eq!(driver.interrupt().take().unwrap(), 1);
+    assert_eq!(
+        driver.interrupt().take().unwrap(),
+        1,
+        "the same vector handle fires after the reset"
+    );
     assert_eq!(dst.as_slice(), src.as_slice());
     assert_eq!(
         bus.clock().next_timer(),
@@ -545,6 +549,7 @@ fn after_an_flr_the_driver_reinitialises_and_copies_again() {
     driver.flush();
     bus.clock().advance(Duration::from_millis(1));
     assert!(poll(&mut driver)[0].is_ok());
+    assert_eq!(driver.interrupt().take().unwrap(), 1);
 
     // One copy in flight in the engine when the function is reset.
     driver
@@ -582,7 +587,11 @@ fn after_an_flr_the_driver_reinitialises_and_copies_again() {
         spec::PHASE,
         "the phase starts over"
     );
-    assert_eq!(driver.interrupt().take().unwrap(), 1);
+    assert_eq!(
+        driver.interrupt().take().unwrap(),
+        1,
+        "the same vector handle fires after the reset"
+    );
     assert_eq!(dst.as_slice(), src.as_slice());
 }
 

@@ -132,7 +132,9 @@ pub trait PciFunction: Send + Sync + 'static {
     fn map_bar(&self, index: u8) -> Result<Self::Registers>;
     /// The IOMMU address space the function's DMA goes through.
     fn dma_space(&self) -> &Arc<DmaSpace>;
-    /// Enables MSI-X with `count` vectors, each signalling its own eventfd.
+    /// Enables MSI-X with `count` vectors, each signalling its own eventfd. A vector keeps
+    /// its eventfd across [`disable_msix`](Self::disable_msix) and a later enable, so handles
+    /// taken before a reset still fire after it.
     fn enable_msix(&self, count: u16) -> Result<Vec<InterruptVector>>;
     /// Disables MSI-X: no vector fires until it is enabled again.
     fn disable_msix(&self) -> Result<()>;

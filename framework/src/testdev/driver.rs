@@ -214,7 +214,7 @@ impl<F: PciFunction> CopyEngineDriver<F> {
     /// were in flight and will never complete, oldest first, for the caller to retry (a copy
     /// may have landed before the reset; copies are idempotent, so retrying is safe).
     ///
-    /// MSI-X is enabled afresh, so the [`interrupt`](Self::interrupt) handle changes.
+    /// MSI-X is enabled again; vector handles keep their eventfds, so earlier handles still fire.
     pub fn reinitialize(&mut self) -> Result<Vec<u32>> {
         let abandoned = (0..self.in_flight)
             .map(|i| {

@@ -49,6 +49,9 @@ pub enum SimFault {
     Hang,
     /// Surprise removal: every read returns all ones, writes vanish, no DMA.
     SurpriseRemoval,
+    /// The link went down: like surprise removal, but a bus (or slot) reset of the group
+    /// brings the function back. An FLR cannot, since it goes through config space.
+    LinkDown,
     /// After each reset the function needs this much longer than the mandated wait to answer.
     SlowReady(Duration),
 }
@@ -70,6 +73,9 @@ pub struct FunctionStats {
     pub mmio_writes: u64,
     /// Accesses dropped (memory decoding off, not ready, removed, hung).
     pub dropped_accesses: u64,
+    /// MMIO while Memory Space Enable was clear: on VFIO the BAR mapping is zapped then, and
+    /// such an access kills the process with SIGBUS. Drivers must never do it.
+    pub mmio_while_memory_disabled: u64,
     /// MSI-X interrupts signalled.
     pub interrupts: u64,
     /// Function-level resets.
@@ -82,6 +88,7 @@ pub struct FunctionStats {
 struct Faults {
     hang: bool,
     removed: bool,
+    link_down: bool,
     slow_ready: Duration,
 }
 
@@ -100,7 +107,7 @@ struct FunctionState {
 impl FunctionState {
     /// Removed, or still coming back from a reset: reads return all ones, writes vanish.
     fn unresponsive(&self, now: Duration) -> bool {
-        self.faults.removed || now < self.ready_at
+        self.faults.removed || self.faults.link_down || now < self.ready_at
     }
 }
 
@@ -274,6 +281,7 @@ impl SimBus {
         match fault {
             SimFault::Hang => state.faults.hang = true,
             SimFault::SurpriseRemoval => state.faults.removed = true,
+            SimFault::LinkDown => state.faults.link_down = true,
             SimFault::SlowReady(extra) => state.faults.slow_ready = extra,
         }
         tracing::info!(device = %address, ?fault, "sim: fault injected");
@@ -350,6 +358,9 @@ impl SimBus {
             || (write.is_some() && state.faults.hang);
         if blocked {
             state.stats.dropped_accesses += 1;
+            if command & COMMAND_MEMORY == 0 && !state.unresponsive(self.clock.now()) {
+                state.stats.mmio_while_memory_disabled += 1;
+            }
             return all_ones;
         }
         let FunctionState {
@@ -437,7 +448,11 @@ impl SimBus {
             state.config.reset();
             match kind {
                 ResetKind::FunctionLevel => state.stats.function_resets += 1,
-                ResetKind::Bus => state.stats.bus_resets += 1,
+                ResetKind::Bus => {
+                    state.stats.bus_resets += 1;
+                    // Retraining the link is what a secondary bus reset does.
+                    state.faults.link_down = false;
+                }
             }
             let extra = if state.faults.removed {
                 RESET_READY_LIMIT
@@ -538,7 +553,7 @@ impl SimFunction {
 impl Drop for SimFunction {
     fn drop(&mut self) {
         let mut state = self.bus.lock(self.index);
-        state.msix.vectors.clear();
+        state.msix = MsixVectors::default();
         state.config.set_msix_enabled(false);
         if state.holder == Holder::ThisProcess {
             state.holder = Holder::Free;
@@ -616,21 +631,23 @@ impl PciFunction for SimFunction {
                 available,
             });
         }
-        let events = (0..count)
-            .map(|_| EventFd::new().map(Arc::new))
-            .collect::<Result<Vec<_>>>()?;
-        state.msix.vectors = events.clone();
+        // Vectors keep their eventfds across disable and enable, so handles a driver took
+        // before a reset still fire after it.
+        while state.msix.vectors.len() < usize::from(count) {
+            state.msix.vectors.push(Arc::new(EventFd::new()?));
+        }
+        state.msix.enabled = usize::from(count);
         state.config.set_msix_enabled(true);
-        Ok(events
-            .into_iter()
+        Ok(state.msix.vectors[..usize::from(count)]
+            .iter()
             .enumerate()
-            .map(|(i, e)| InterruptVector::new(i as u16, e))
+            .map(|(i, e)| InterruptVector::new(i as u16, Arc::clone(e)))
             .collect())
     }
 
     fn disable_msix(&self) -> Result<()> {
         let mut state = self.bus.lock(self.index);
-        state.msix.vectors.clear();
+        state.msix.enabled = 0;
         state.config.set_msix_enabled(false);
         Ok(())
     }
@@ -651,7 +668,11 @@ impl PciFunction for SimFunction {
                     .join(" "),
             });
         }
-        if self.bus.lock(self.index).faults.removed {
+        let unreachable = {
+            let state = self.bus.lock(self.index);
+            state.faults.removed || state.faults.link_down
+        };
+        if unreachable {
             return Err(Error::DeviceGone {
                 device: self.address(),
             });

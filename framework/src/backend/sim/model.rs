@@ -86,7 +86,11 @@ pub trait DeviceModel: Send + 'static {
 /// MSI-X state of one function, shared by the bus and its [`ModelContext`].
 #[derive(Debug, Default)]
 pub(crate) struct MsixVectors {
+    /// One eventfd per vector ever enabled; kept across disable and enable so handles stay
+    /// valid, as the VFIO backend keeps them.
     pub(crate) vectors: Vec<Arc<EventFd>>,
+    /// Vectors currently enabled (0 when MSI-X is off).
+    pub(crate) enabled: usize,
 }
 
 /// What a model may do while the bus is calling it.
@@ -160,7 +164,8 @@ impl ModelContext<'_> {
     /// Signals MSI-X vector `vector`. Dropped (as hardware would keep it pending) when MSI-X is
     /// not enabled or the vector is beyond what the driver enabled.
     pub fn raise_interrupt(&mut self, vector: u16) {
-        if let Some(event) = self.msix.vectors.get(usize::from(vector)) {
+        let enabled = &self.msix.vectors[..self.msix.enabled.min(self.msix.vectors.len())];
+        if let Some(event) = enabled.get(usize::from(vector)) {
             *self.interrupts_raised += 1;
             if let Err(err) = event.signal() {
                 tracing::error!(device = %self.address, vector, %err, "sim MSI-X signal failed");

@@ -45,6 +45,13 @@ struct Region {
     size: u64,
 }
 
+/// The MSI-X eventfds of a function: created once per vector, reused on every enable.
+#[derive(Debug, Default)]
+struct MsixEvents {
+    events: Vec<Arc<EventFd>>,
+    enabled: bool,
+}
+
 /// A PCI function bound to vfio-pci and opened through a [`VfioContext`](super::VfioContext).
 /// Dropping it closes the device fd, which releases the device to the kernel.
 pub struct VfioFunction {
@@ -59,7 +66,7 @@ pub struct VfioFunction {
     flags: u32,
     config: Region,
     msix_capacity: u32,
-    msix: Mutex<Option<Vec<Arc<EventFd>>>>,
+    msix: Mutex<MsixEvents>,
     bars: Mutex<[Option<MmioRegion>; 6]>,
     error_irq: Option<InterruptVector>,
     request_irq: Option<InterruptVector>,
@@ -131,7 +138,7 @@ impl VfioFunction {
                 size: config.size,
             },
             msix_capacity: msix.count,
-            msix: Mutex::new(None),
+            msix: Mutex::new(MsixEvents::default()),
             bars: Mutex::new(Default::default()),
             error_irq,
             request_irq,
@@ -421,7 +428,7 @@ impl PciFunction for VfioFunction {
             });
         }
         let mut msix = self.msix.lock().expect("MSI-X lock poisoned");
-        if msix.take().is_some() {
+        if msix.enabled {
             // The enabled vector count cannot grow in place: disable, then enable anew.
             self.set_irqs(
                 vfio::VFIO_IRQ_SET_DATA_NONE,
@@ -429,10 +436,14 @@ impl PciFunction for VfioFunction {
                 0,
                 &[],
             )?;
+            msix.enabled = false;
         }
-        let events = (0..count)
-            .map(|_| self.sys.eventfd().map(Arc::new))
-            .collect::<Result<Vec<_>>>()?;
+        // Vectors keep their eventfds across disable and enable, so handles a driver took
+        // before a reset still fire after it.
+        while msix.events.len() < usize::from(count) {
+            msix.events.push(Arc::new(self.sys.eventfd()?));
+        }
+        let events = msix.events[..usize::from(count)].to_vec();
         let fds: Vec<RawFd> = events.iter().map(|e| e.as_raw_fd()).collect();
         self.set_irqs(
             vfio::VFIO_IRQ_SET_DATA_EVENTFD,
@@ -440,7 +451,7 @@ impl PciFunction for VfioFunction {
             u32::from(count),
             &fds,
         )?;
-        *msix = Some(events.clone());
+        msix.enabled = true;
         Ok(events
             .into_iter()
             .enumerate()
@@ -450,13 +461,14 @@ impl PciFunction for VfioFunction {
 
     fn disable_msix(&self) -> Result<()> {
         let mut msix = self.msix.lock().expect("MSI-X lock poisoned");
-        if msix.take().is_some() {
+        if msix.enabled {
             self.set_irqs(
                 vfio::VFIO_IRQ_SET_DATA_NONE,
                 vfio::VFIO_PCI_MSIX_IRQ_INDEX,
                 0,
                 &[],
             )?;
+            msix.enabled = false;
         }
         Ok(())
     }
