@@ -7,6 +7,7 @@
 //! | [`Controller`] | bring-up, identify, namespaces, queue creation, reset (quiesce / recover) |
 //! | [`IoQueuePair`] | the raw polled data path: submit with a token, process completions, no allocation |
 //! | [`AsyncQueuePair`] | `async` read / write / flush / write zeroes / trim on the framework runtime |
+//! | [`NvmeParticipant`] | the controller as a participant of the framework's reset coordinator |
 //! | [`prp`] | PRP entries and lists |
 //! | [`Error`] | the crate's one error type |
 //!
@@ -44,6 +45,7 @@ mod buffer;
 pub mod controller;
 mod error;
 mod namespace;
+mod participant;
 pub mod prp;
 mod qpair;
 mod queue;
@@ -51,8 +53,10 @@ mod queue;
 pub use async_qpair::AsyncQueuePair;
 pub use buffer::IoBuffer;
 pub use controller::{
-    Controller, ControllerInfo, ControllerOptions, ControllerState, QpairState, NVME_CLASS_CODE,
+    Controller, ControllerInfo, ControllerOptions, ControllerState, QpairState, ResetHandler,
+    NVME_CLASS_CODE,
 };
 pub use error::{Error, Rejected, Result, StatusKind};
 pub use namespace::{LbaFormatInfo, Namespace, UnusableNamespace};
+pub use participant::NvmeParticipant;
 pub use qpair::{BogusCompletions, IoCompletion, IoQueuePair, QpairOptions, QpairStats};

@@ -184,6 +184,11 @@ impl ResetCoordinator {
             .map(|r| r.participant)
     }
 
+    /// The report of the last reset that ran.
+    pub fn last_report(&self) -> Option<Arc<ResetReport>> {
+        self.lock().last.clone()
+    }
+
     /// Requests currently waiting to join a running reset.
     pub fn waiting_requests(&self) -> usize {
         self.lock().waiting

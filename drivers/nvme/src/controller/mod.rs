@@ -40,7 +40,7 @@ use userpci_framework::dma::{DmaArray, DmaBuffer, DmaDirection};
 use userpci_framework::pci::PciAddress;
 
 pub use init::NVME_CLASS_CODE;
-pub use options::{ControllerInfo, ControllerOptions};
+pub use options::{ControllerInfo, ControllerOptions, ResetHandler};
 pub use state::{ControllerState, QpairState};
 
 use admin::AdminQueue;
@@ -532,6 +532,22 @@ impl<F: PciFunction> Controller<F> {
     pub fn quiesce(&self) -> Result<()> {
         let mut admin = self.inner.lock_admin();
         self.inner.quiesce_locked(&mut admin)
+    }
+
+    /// Stops every queue pair and asks the controller to stop, for a function or bus reset
+    /// that someone else (the reset coordinator) performs next: no Delete SQ/CQ is sent (the
+    /// reset deletes the queues) and in-flight commands stay with their queue pairs, to be
+    /// re-issued once by [`Controller::recover`] after the reset.
+    pub fn quiesce_for_reset(&self) {
+        let admin = self.inner.lock_admin();
+        self.inner.quiesce_for_reset(&admin);
+    }
+
+    /// Gives the controller up (its device did not come back, or it missed a deadline):
+    /// queue pairs fail what they hold with [`Error::Retriable`] and refuse new work.
+    pub fn abandon(&self, reason: &str) {
+        let admin = self.inner.lock_admin();
+        self.inner.abandon(&admin, reason);
     }
 
     /// Brings a quiesced (or freshly reset) controller back and lets every queue pair

@@ -1,8 +1,11 @@
 //! Bring-up options and what bring-up learned.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use userpci_framework::pci::PciAddress;
+use userpci_framework::reset::{ResetCause, ResetCoordinator, ResetRequest};
 
 use crate::error::{Error, Result};
 use crate::spec::registers::{Cap, Vs};
@@ -27,6 +30,49 @@ pub struct ControllerOptions {
     /// Largest data transfer per command the driver issues, in bytes (a multiple of 4 KiB);
     /// MDTS lowers it. Larger requests are split.
     pub max_transfer: u64,
+    /// Who performs a reset the driver finds it needs (a command timeout whose Abort did not
+    /// help, `CSTS.CFS`, registers reading all ones). `None`: the driver resets the
+    /// controller itself (`CC.EN` 1 → 0 and back). `Some`: it asks the handler, normally the
+    /// reset coordinator, which quiesces every function of the reset group, resets, and
+    /// recovers this controller through its [`crate::NvmeParticipant`].
+    pub reset_handler: Option<ResetHandler>,
+}
+
+/// Where a controller sends the resets it needs; see [`ControllerOptions::reset_handler`].
+#[derive(Clone)]
+pub struct ResetHandler(Arc<dyn Fn(PciAddress, ResetCause) -> bool + Send + Sync>);
+
+impl ResetHandler {
+    /// A handler from a function that returns whether it took care of the reset (the reset
+    /// ran, and the controller was recovered or given up by it); on `false` (refused, say)
+    /// the driver resets the controller itself.
+    pub fn new(handler: impl Fn(PciAddress, ResetCause) -> bool + Send + Sync + 'static) -> Self {
+        ResetHandler(Arc::new(handler))
+    }
+
+    /// Sends every reset to `coordinator`, with the scope left to its plan (FLR when the
+    /// function has one and the fault is local, else the reset group).
+    pub fn coordinator(coordinator: Arc<ResetCoordinator>) -> Self {
+        ResetHandler::new(move |device, cause| {
+            match coordinator.request(ResetRequest::new(device, cause)) {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::error!(%device, ?cause, %err, "reset coordinator refused the reset");
+                    false
+                }
+            }
+        })
+    }
+
+    pub(crate) fn call(&self, device: PciAddress, cause: ResetCause) -> bool {
+        (self.0)(device, cause)
+    }
+}
+
+impl fmt::Debug for ResetHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResetHandler(..)")
+    }
 }
 
 impl Default for ControllerOptions {
@@ -38,6 +84,7 @@ impl Default for ControllerOptions {
             shadow_doorbells: true,
             interrupts: true,
             max_transfer: 1 << 20,
+            reset_handler: None,
         }
     }
 }

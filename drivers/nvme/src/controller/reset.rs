@@ -2,7 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use userpci_framework::device::{PciFunction, PciFunctionExt};
+use userpci_framework::device::{PciFunction, PciFunctionExt, RegisterIo};
+use userpci_framework::reset::ResetCause;
 
 use super::state::{ControllerState, QpairState};
 use super::{AdminState, Inner};
@@ -10,6 +11,24 @@ use crate::error::{Error, Result};
 use crate::spec::SubmissionEntry;
 
 impl<F: PciFunction> Inner<F> {
+    /// A reset a queue pair found it needs: through the reset handler when there is one
+    /// (the coordinator resets the function or its group and recovers this controller),
+    /// else [`Inner::reset`]. Nothing happens when a reset completed since the caller saw
+    /// generation `seen`.
+    pub(crate) fn request_reset(&self, cause: ResetCause, seen: Option<u64>) -> Result<()> {
+        if let Some(handler) = &self.options.reset_handler {
+            if seen.is_some_and(|seen| self.generation.load(Ordering::Acquire) != seen) {
+                return Ok(());
+            }
+            tracing::warn!(device = %self.device, ?cause, "asking the reset handler for a reset");
+            if handler.call(self.device, cause) {
+                return Ok(());
+            }
+            tracing::warn!(device = %self.device, "the reset handler did not reset; resetting the controller here");
+        }
+        self.reset(cause.as_str(), seen)
+    }
+
     /// Resets the controller, unless one completed since the caller saw generation
     /// `seen` (another queue pair asked first).
     pub(crate) fn reset(&self, reason: &str, seen: Option<u64>) -> Result<()> {
@@ -38,14 +57,7 @@ impl<F: PciFunction> Inner<F> {
             }
             ControllerState::Failed | ControllerState::Enabled | ControllerState::Resetting => {}
         }
-        self.state.set(ControllerState::Resetting);
-        for entry in &admin.qpairs {
-            entry.shared.set(QpairState::Disabled);
-        }
-        for entry in &admin.qpairs {
-            entry.shared.wait_idle();
-        }
-        tracing::debug!(queues = admin.qpairs.len(), "queue pairs stopped");
+        self.stop_queues(admin);
         match self.hw().disable() {
             Ok(()) => {
                 self.quiet.store(true, Ordering::Release);
@@ -64,14 +76,44 @@ impl<F: PciFunction> Inner<F> {
         }
     }
 
-    /// Re-initialises a disabled controller and recreates every registered queue pair.
-    pub(crate) fn recover_locked(&self, admin: &mut AdminState) -> Result<()> {
-        if self.state.get() == ControllerState::Gone {
-            return Err(Error::DeviceGone {
-                device: self.device,
-                register: "CSTS",
-            });
+    /// Stops every queue pair and waits until none is inside a submit or poll: from here on
+    /// nothing touches the queues or doorbells.
+    pub(crate) fn stop_queues(&self, admin: &AdminState) {
+        self.state.set(ControllerState::Resetting);
+        for entry in &admin.qpairs {
+            entry.shared.set(QpairState::Disabled);
         }
+        for entry in &admin.qpairs {
+            entry.shared.wait_idle();
+        }
+        tracing::debug!(queues = admin.qpairs.len(), "queue pairs stopped");
+    }
+
+    /// Quiesce before a function or bus reset done by someone else: the queues are stopped
+    /// first; then `CC.EN` is cleared if the device answers, without waiting for
+    /// `CSTS.RDY` (a hung controller may never get there, and the reset that follows stops
+    /// it for certain). In-flight commands stay with their queue pairs for re-issue.
+    pub(crate) fn quiesce_for_reset(&self, admin: &AdminState) {
+        self.stop_queues(admin);
+        let cc = self.regs.read32(crate::spec::registers::CC);
+        if cc == u32::MAX {
+            tracing::warn!(device = %self.device, "CC reads all ones: leaving the stop to the reset");
+        } else if cc & 1 != 0 {
+            self.regs.write32(crate::spec::registers::CC, cc & !1);
+        }
+    }
+
+    /// Gives the controller up after a reset it did not survive: every queue pair fails
+    /// what it holds as retriable.
+    pub(crate) fn abandon(&self, admin: &AdminState, reason: &str) {
+        tracing::error!(device = %self.device, reason, "controller abandoned");
+        self.mark_failed(admin);
+    }
+
+    /// Re-initialises a disabled (or freshly reset) controller and recreates every
+    /// registered queue pair. A controller marked gone is tried too: a bus reset may have
+    /// brought it back.
+    pub(crate) fn recover_locked(&self, admin: &mut AdminState) -> Result<()> {
         self.state.set(ControllerState::Resetting);
         match self.try_recover(admin) {
             Ok(()) => {
@@ -97,8 +139,12 @@ impl<F: PciFunction> Inner<F> {
 
     fn try_recover(&self, admin: &mut AdminState) -> Result<()> {
         let hw = self.hw();
-        // A function or bus reset in between clears the command register.
+        // A function or bus reset in between clears the command register, and the reset
+        // coordinator masked MSI-X: enable both again (the vectors keep their eventfds).
         self.function.set_bus_master(true)?;
+        if !self.vectors.is_empty() {
+            self.function.enable_msix(self.vectors.len() as u16)?;
+        }
         hw.disable()?;
         admin.queue.reset();
         self.quiet.store(false, Ordering::Release);
@@ -201,6 +247,14 @@ impl<F: PciFunction> Inner<F> {
         match self.hw().csts() {
             Ok(csts) => Ok(csts.cfs()),
             Err(err) => {
+                if let Some(handler) = &self.options.reset_handler {
+                    // Registers read all ones: a bus reset may bring the device back.
+                    if handler.call(self.device, ResetCause::NotResponding)
+                        && self.state.get() == ControllerState::Enabled
+                    {
+                        return Ok(false);
+                    }
+                }
                 let admin = self.lock_admin();
                 self.mark_gone(&admin);
                 Err(err)

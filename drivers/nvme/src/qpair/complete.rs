@@ -2,6 +2,7 @@
 //! timeout scan.
 
 use userpci_framework::device::PciFunction;
+use userpci_framework::reset::ResetCause;
 
 use super::tracker::{CidError, TrackerState};
 use super::{IoCompletion, IoQueuePair, QpairCore};
@@ -29,7 +30,7 @@ impl<F: PciFunction, T, B: IoBuffer> IoQueuePair<F, T, B> {
         on_complete: &mut impl FnMut(IoCompletion<T, B>),
     ) -> usize {
         let mut done = self.poll_once(max, on_complete);
-        if self.core.reset_wanted || !self.core.to_abort.is_empty() {
+        if self.core.reset_wanted.is_some() || !self.core.to_abort.is_empty() {
             // Outside the critical section: aborts take the admin lock, and a reset waits
             // for every queue pair, this one included, to be outside.
             self.core.handle_timeouts();
@@ -211,7 +212,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                 TrackerState::Aborting { since }
                     if self.now.saturating_sub(since) >= abort_timeout =>
                 {
-                    self.reset_wanted = true;
+                    self.reset_wanted = Some(ResetCause::Timeout);
                 }
                 _ => {}
             }

@@ -68,6 +68,7 @@ mod tracker;
 
 use std::sync::Arc;
 use std::time::Duration;
+use userpci_framework::reset::ResetCause;
 
 use userpci_framework::device::{InterruptVector, PciFunction};
 use userpci_framework::dma::{DmaBuffer, DmaRegion};
@@ -241,7 +242,8 @@ struct QpairCore<F: PciFunction, T, B: IoBuffer> {
     unstamped: Vec<u16>,
     /// Trackers that timed out, to abort outside the critical section.
     to_abort: Vec<u16>,
-    reset_wanted: bool,
+    /// A controller reset this queue pair needs, and why.
+    reset_wanted: Option<ResetCause>,
     /// Trackers in the `Doomed` state wait for the next poll.
     doomed: bool,
     seen_generation: u64,
@@ -316,7 +318,7 @@ impl<F: PciFunction, T, B: IoBuffer> IoQueuePair<F, T, B> {
             requests: Requests::new(capacity),
             unstamped: Vec::with_capacity(usize::from(capacity)),
             to_abort: Vec::with_capacity(usize::from(capacity)),
-            reset_wanted: false,
+            reset_wanted: None,
             doomed: false,
             seen_generation: ctrl.generation.load(std::sync::atomic::Ordering::Acquire),
             now,

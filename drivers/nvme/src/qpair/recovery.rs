@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use userpci_framework::device::PciFunction;
+use userpci_framework::reset::ResetCause;
 
 use super::tracker::TrackerState;
 use super::{IoCompletion, IoQueuePair, QpairCore};
@@ -22,7 +23,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
         self.cq = CqRing::new(self.entries);
         self.unstamped.clear();
         self.to_abort.clear();
-        self.reset_wanted = false;
+        self.reset_wanted = None;
         self.seen_generation = self.ctrl.generation.load(Ordering::Acquire);
         self.stats.reconnects += 1;
         self.now = self.ctrl.function.clock().now();
@@ -82,19 +83,26 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
         match self.ctrl.check_fatal() {
             Ok(true) => {
                 tracing::error!(device = %self.device, qid = self.qid, "CSTS.CFS: controller fatal");
-                self.reset_wanted = true;
+                self.reset_wanted = Some(ResetCause::FatalStatus);
             }
             Ok(false) => {}
             Err(err) => {
                 // Gone: the next poll fails everything.
                 tracing::error!(device = %self.device, %err, "device gone while handling a timeout");
                 self.to_abort.clear();
-                self.reset_wanted = false;
+                self.reset_wanted = None;
                 return;
             }
         }
+        if self.ctrl.generation.load(Ordering::Acquire) != self.seen_generation {
+            // A reset (ours through the reset handler, or another queue pair's) completed
+            // meanwhile: the commands will be re-issued on the next poll; nothing to abort.
+            self.to_abort.clear();
+            self.reset_wanted = None;
+            return;
+        }
         let mut pending = std::mem::take(&mut self.to_abort);
-        if !self.reset_wanted {
+        if self.reset_wanted.is_none() {
             for &index in &pending {
                 let tracker = self.trackers.get(index);
                 if tracker.state != TrackerState::InFlight {
@@ -122,7 +130,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                     }
                     Err(err) => {
                         tracing::error!(cid, %err, "Abort failed: resetting the controller");
-                        self.reset_wanted = true;
+                        self.reset_wanted = Some(ResetCause::Timeout);
                         break;
                     }
                 }
@@ -130,12 +138,8 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
         }
         pending.clear();
         self.to_abort = pending;
-        if self.reset_wanted {
-            self.reset_wanted = false;
-            if let Err(err) = self
-                .ctrl
-                .reset("command timeout", Some(self.seen_generation))
-            {
+        if let Some(cause) = self.reset_wanted.take() {
+            if let Err(err) = self.ctrl.request_reset(cause, Some(self.seen_generation)) {
                 tracing::error!(device = %self.device, %err, "controller reset failed");
             }
         }
