@@ -16,8 +16,8 @@ fn userpci(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn demo_json_reports_every_copy_verified_and_the_iommu_fault() {
-    let (ok, stdout, stderr) = userpci(&["demo", "--json", "--copies", "64"]);
+fn copy_demo_json_reports_every_copy_verified_and_the_iommu_fault() {
+    let (ok, stdout, stderr) = userpci(&["copy-demo", "--json", "--copies", "64"]);
     assert!(ok, "{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["copies"], 3 * 64 * 2);
@@ -34,8 +34,8 @@ fn demo_json_reports_every_copy_verified_and_the_iommu_fault() {
 }
 
 #[test]
-fn demo_refuses_bad_arguments_naming_them() {
-    let (ok, _, stderr) = userpci(&["demo", "--size", "0"]);
+fn copy_demo_refuses_bad_arguments_naming_them() {
+    let (ok, _, stderr) = userpci(&["copy-demo", "--size", "0"]);
     assert!(!ok);
     assert!(
         stderr.contains("invalid argument --size = 0: expected 1..=1048576 bytes"),
@@ -62,4 +62,83 @@ fn list_names_a_missing_sysfs_tree() {
         stderr.contains("/nonexistent-sysfs/bus/pci/devices"),
         "{stderr}"
     );
+}
+
+fn demo_json(scenario: &str) -> (bool, serde_json::Value, String) {
+    let (ok, stdout, stderr) =
+        userpci(&["demo", "--json", "--scenario", scenario, "--writes", "300"]);
+    let summary = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (ok, summary, stderr)
+}
+
+#[test]
+fn demo_bus_scenario_resets_the_three_member_group_and_loses_nothing() {
+    let (ok, s, stderr) = demo_json("bus");
+    assert!(ok, "{stderr}");
+    assert_eq!(s["reset_kind"], "bus");
+    assert_eq!(s["members"].as_array().unwrap().len(), 3);
+    assert_eq!(s["writes_lost"], 0);
+    assert_eq!(s["writes_duplicated"], 0);
+    // Two rounds of 300 on four controllers, plus what was in flight when the rounds ended.
+    assert!(s["writes_acknowledged"].as_u64().unwrap() >= 4 * 600);
+    assert_eq!(s["writes_failed"], 0, "every write survived the reset");
+    assert!(s["blocks_verified"].as_u64().unwrap() > 0);
+    assert_eq!(
+        s["total_ns"], 102_000_000,
+        "2 ms SBR + 100 ms settle, nothing else on the device clock"
+    );
+    let overhead = s["framework_overhead_ns"].as_u64().unwrap();
+    assert!(overhead > 0 && overhead < 1_000_000_000, "{overhead}");
+    let phases = s["phases"].as_array().unwrap();
+    for member in ["nvme0 01:00.0", "nvme1 01:00.1", "nvme2 01:00.2"] {
+        let names: Vec<&str> = phases
+            .iter()
+            .filter(|p| p["name"] == member)
+            .map(|p| p["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["quiesce", "disable", "reset", "wait-ready", "recover"],
+            "{member}"
+        );
+    }
+    assert!(phases.iter().all(|p| p["outcome"]["result"] == "ok"));
+}
+
+#[test]
+fn demo_flr_scenario_resets_one_function() {
+    let (ok, s, stderr) = demo_json("flr");
+    assert!(ok, "{stderr}");
+    assert_eq!(s["reset_kind"], "flr");
+    assert_eq!(s["members"][0]["address"], "0000:01:00.1");
+    assert_eq!(s["writes_lost"], 0);
+    assert_eq!(s["writes_duplicated"], 0);
+    assert!(s["blocks_verified"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn demo_refused_scenario_exits_non_zero_naming_the_blocker() {
+    let (ok, s, stderr) = demo_json("refused");
+    assert!(!ok);
+    assert!(
+        stderr.contains("0000:01:00.2 is owned by pid 4242"),
+        "{stderr}"
+    );
+    assert!(s["refusal"].as_str().unwrap().contains("0000:01:00.2"));
+    assert_eq!(s["writes_lost"], 0);
+    assert_eq!(s["writes_duplicated"], 0);
+}
+
+#[test]
+fn demo_writes_an_svg_timeline() {
+    let path = std::env::temp_dir().join(format!("userpci-demo-{}.svg", std::process::id()));
+    let (ok, _, stderr) = userpci(&["demo", "--writes", "100", "--svg", path.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(svg.starts_with("<svg"));
+    for lane in ["nvme0 01:00.0", "nvme1 01:00.1", "nvme2 01:00.2"] {
+        assert!(svg.contains(lane), "{lane}");
+    }
+    assert!(svg.contains("deadline"));
 }

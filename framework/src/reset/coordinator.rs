@@ -414,7 +414,7 @@ impl ResetCoordinator {
                 Err(err) => Outcome::Failed(format!("disable failed: {err}")),
             };
             timeline.record(
-                &address.to_string(),
+                &label(members, address),
                 Phase::Disable,
                 start,
                 since(now()),
@@ -442,7 +442,7 @@ impl ResetCoordinator {
         };
         for address in &affected {
             timeline.record(
-                &address.to_string(),
+                &label(members, address),
                 Phase::Reset,
                 since(reset_start),
                 since(now()),
@@ -477,7 +477,7 @@ impl ResetCoordinator {
                 })
             };
             timeline.record(
-                &address.to_string(),
+                &label(members, address),
                 Phase::WaitReady,
                 since(start),
                 since(now()),

@@ -6,7 +6,7 @@ use super::timeline::{Outcome, Phase, Timeline};
 
 const LANE_HEIGHT: u32 = 34;
 const LABEL_WIDTH: u32 = 170;
-const PLOT_WIDTH: u32 = 760;
+const PLOT_WIDTH: u32 = 700;
 const TOP: u32 = 40;
 
 fn colour(phase: Phase) -> &'static str {
@@ -34,16 +34,13 @@ fn escape(text: &str) -> String {
 /// its member's lane.
 pub fn render(timeline: &Timeline, title: &str) -> String {
     let members = timeline.members();
-    let end = timeline
-        .phases
-        .iter()
-        .flat_map(|p| [p.end_ns, p.deadline_ns.unwrap_or(0)])
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    // The axis covers the phases (plus a margin); a deadline beyond it is drawn at the right
+    // edge with its time written next to it, so a 2 s budget does not squash 100 ms of work.
+    let last_phase = timeline.end_ns().max(1);
+    let end = last_phase + last_phase / 8;
     let x = |ns: u64| LABEL_WIDTH as f64 + ns as f64 / end as f64 * PLOT_WIDTH as f64;
     let height = TOP + LANE_HEIGHT * members.len() as u32 + 70;
-    let width = LABEL_WIDTH + PLOT_WIDTH + 30;
+    let width = LABEL_WIDTH + PLOT_WIDTH + 290;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -72,6 +69,7 @@ pub fn render(timeline: &Timeline, title: &str) -> String {
             y + LANE_HEIGHT / 2 + 4,
             escape(member)
         );
+        let mut late: Vec<String> = Vec::new();
         for record in timeline.phases.iter().filter(|p| p.member == *member) {
             let left = x(record.start_ns);
             let bar = (x(record.end_ns) - left).max(2.0);
@@ -101,15 +99,33 @@ pub fn render(timeline: &Timeline, title: &str) -> String {
                 );
             }
             if let Some(deadline) = record.deadline_ns {
-                let dx = x(deadline);
+                let beyond = deadline > end;
+                let dx = x(deadline.min(end));
                 let _ = writeln!(
                     svg,
-                    r#"<line x1="{dx:.1}" y1="{}" x2="{dx:.1}" y2="{}" stroke="red" stroke-dasharray="3,2"><title>{} deadline</title></line>"#,
+                    r#"<line x1="{dx:.1}" y1="{}" x2="{dx:.1}" y2="{}" stroke="red" stroke-dasharray="3,2"><title>{} deadline at {:.3} ms</title></line>"#,
                     y + 3,
                     y + LANE_HEIGHT - 3,
-                    record.phase
+                    record.phase,
+                    deadline as f64 / 1e6
                 );
+                if beyond {
+                    late.push(format!(
+                        "{} ≤ {:.0} ms",
+                        record.phase,
+                        deadline as f64 / 1e6
+                    ));
+                }
             }
+        }
+        if !late.is_empty() {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}" fill="red" font-size="10">deadlines: {}</text>"#,
+                LABEL_WIDTH + PLOT_WIDTH + 6,
+                y + LANE_HEIGHT / 2 + 4,
+                escape(&late.join(", "))
+            );
         }
     }
     // Axis with five ticks in milliseconds.

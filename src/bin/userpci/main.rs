@@ -1,9 +1,11 @@
 //! `userpci`: the command-line tool.
 //!
-//! - `userpci demo` runs the end-to-end demo on a simulated PCI topology.
+//! - `userpci demo` runs the reset-recovery demo on a simulated PCI topology.
+//! - `userpci copy-demo` runs the framework's end-to-end demo with DMA copy engines.
 //! - `userpci list` lists this machine's PCI functions from sysfs (read-only).
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 
+mod copy_demo;
 mod demo;
 mod list;
 mod topology;
@@ -25,8 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the end-to-end demo on a simulated PCI topology.
+    /// Reset recovery across a three-function reset group, on a simulated topology.
     Demo(demo::Args),
+    /// The framework end to end with DMA copy engines (IOMMU fault, FLR, bus reset).
+    CopyDemo(copy_demo::Args),
     /// List PCI functions with driver, IOMMU group and reset methods (reads sysfs only).
     List(list::Args),
     /// Show the IOMMU groups and reset groups of a simulated topology file.
@@ -39,6 +43,9 @@ pub enum CliError {
     /// A framework error (device, DMA, topology, sysfs).
     #[error(transparent)]
     Framework(#[from] userpci::framework::Error),
+    /// An NVMe driver error.
+    #[error(transparent)]
+    Nvme(#[from] userpci::nvme::Error),
     /// A demo ran but its checks failed.
     #[error("demo verification failed: {0}")]
     DemoFailed(String),
@@ -58,13 +65,14 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::CopyDemo(args) => copy_demo::run(args),
         Command::List(args) => list::run(args),
         Command::Topology(args) => topology::run(args),
     };

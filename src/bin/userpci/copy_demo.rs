@@ -1,11 +1,10 @@
-//! `userpci demo`: the framework end to end on a simulated PCI topology.
+//! `userpci copy-demo`: the framework end to end on a simulated PCI topology.
 //!
 //! Three DMA copy engines: a two-function slot behind root port 00:02.0 (one IOMMU group, one
 //! reset group) and one behind 00:03.0. The demo copies seeded random data through the IOMMU
 //! and verifies it, shows a copy into an unmapped IOVA blocked by the IOMMU with the target's
 //! memory intact, resets 02:00.0 alone (FLR) and the two-function slot together (bus reset),
-//! re-initialises the drivers and verifies again. It becomes the reset-recovery demo when the
-//! reset coordinator lands.
+//! re-initialises the drivers and verifies again.
 
 use std::time::{Duration, Instant};
 
