@@ -142,3 +142,25 @@ fn demo_writes_an_svg_timeline() {
     }
     assert!(svg.contains("deadline"));
 }
+
+#[test]
+fn reset_groups_without_an_iommu_says_how_to_turn_it_on() {
+    let (ok, _, stderr) = userpci(&["reset-groups", "01:00.0"]);
+    assert!(!ok);
+    if std::path::Path::new("/sys/kernel/iommu_groups")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        // A machine with an IOMMU: the error is about the function instead.
+        assert!(stderr.contains("0000:01:00.0"), "{stderr}");
+    } else {
+        assert!(stderr.contains("intel_iommu=on"), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_addresses_are_quoted_in_the_error() {
+    let (ok, _, stderr) = userpci(&["bind", "01:00.9"]);
+    assert!(!ok);
+    assert!(stderr.contains("01:00.9"), "{stderr}");
+}

@@ -4,11 +4,14 @@
 //! - `userpci copy-demo` runs the framework's end-to-end demo with DMA copy engines.
 //! - `userpci list` lists this machine's PCI functions from sysfs (read-only).
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
+//! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
+//!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
 
 mod copy_demo;
 mod demo;
 mod list;
 mod topology;
+mod vfio;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,12 @@ enum Command {
     List(list::Args),
     /// Show the IOMMU groups and reset groups of a simulated topology file.
     Topology(topology::Args),
+    /// Bind PCI functions to vfio-pci (as root), remembering nothing: `unbind` undoes it.
+    Bind(vfio::BindArgs),
+    /// Return PCI functions from vfio-pci to their kernel driver.
+    Unbind(vfio::BindArgs),
+    /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
+    ResetGroups(vfio::GroupArgs),
 }
 
 /// What the tool can fail with.
@@ -75,6 +84,9 @@ fn main() -> ExitCode {
         Command::CopyDemo(args) => copy_demo::run(args),
         Command::List(args) => list::run(args),
         Command::Topology(args) => topology::run(args),
+        Command::Bind(args) => vfio::bind(args),
+        Command::Unbind(args) => vfio::unbind(args),
+        Command::ResetGroups(args) => vfio::reset_groups(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
