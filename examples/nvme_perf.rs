@@ -1,0 +1,41 @@
+//! An NVMe load generator in the manner of SPDK's `perf`: one pinned worker and one queue pair
+//! per core, QD I/Os in flight, IOPS, MB/s and latency percentiles.
+//!
+//! ```text
+//! cargo run --release --example nvme_perf -- --rw randread --bs 4096 --qd 32 --seconds 5
+//! cargo run --release --example nvme_perf -- --rw verify --cores 2 --async --json
+//! cargo run --release --example nvme_perf -- --model-latency-ns 10000 --qd 8
+//! cargo run --release --example nvme_perf -- --device 0000:01:00.0 --rw randread
+//! ```
+//!
+//! See `examples/common/perf.rs` for what is measured and how.
+
+mod common;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::perf::{self, PerfArgs};
+
+fn main() -> ExitCode {
+    common::init_logging();
+    let args = PerfArgs::parse();
+    match perf::run(&args) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.errors > 0 {
+                eprintln!("nvme_perf: {} I/O error(s)", report.errors);
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("nvme_perf: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
