@@ -3,6 +3,7 @@
 //!
 //! See the workspace README for the layer picture.
 
+pub mod alloc_count;
 pub mod backend;
 pub mod device;
 pub mod dma;

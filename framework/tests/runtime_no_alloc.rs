@@ -6,70 +6,19 @@
 //! while that thread has counting switched on, so the test harness's own threads do not
 //! disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use userpci_framework::alloc_count::{allocator_calls, CountingAllocator};
 use userpci_framework::device::{EventFd, InterruptVector};
 use userpci_framework::runtime::{
     sleep, yield_now, IdlePolicy, Reactor, ReactorConfig, SleepBackend, Slot,
 };
 
-struct CountingAllocator;
-
-thread_local! {
-    /// Const-initialised and without destructors: using them never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note_call() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is `System`'s; counting touches neither the memory nor the layout.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_call();
-        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with counting on for this thread and returns the allocator calls it made.
-fn allocator_calls(f: impl FnOnce()) -> u64 {
-    let before = CALLS.with(Cell::get);
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    CALLS.with(Cell::get) - before
-}
 
 #[test]
 fn the_counter_sees_allocations() {

@@ -5,67 +5,15 @@
 
 mod model_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use model_support::*;
+use userpci_framework::alloc_count::{allocator_calls, CountingAllocator};
 use userpci_framework::dma::DmaDirection;
 use userpci_nvme::spec::{Status, SubmissionEntry};
 
-struct CountingAllocator;
-
-thread_local! {
-    /// Const-initialised and without destructors: using them never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note_call() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is `System`'s; counting touches neither the memory nor the layout.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_call();
-        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_call();
-        // SAFETY: forwarded unchanged; `ptr` came from this allocator, which is `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with counting on for this thread and returns the allocator calls it made.
-fn allocator_calls(f: impl FnOnce()) -> u64 {
-    CALLS.with(|calls| calls.set(0));
-    COUNTING.with(|counting| counting.set(true));
-    f();
-    COUNTING.with(|counting| counting.set(false));
-    CALLS.with(Cell::get)
-}
 
 /// One round of I/O: write, read, flush and a partial Write Zeroes over blocks already
 /// stored, each command awaited (`wait` advances virtual time in latency mode).
