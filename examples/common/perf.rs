@@ -46,8 +46,7 @@ use userpci::framework::runtime::{
 };
 use userpci::framework::time::Clock;
 use userpci::nvme::{
-    Controller, ControllerOptions, Error as NvmeError, IoCompletion, Namespace, QpairOptions,
-    Rejected,
+    Controller, ControllerOptions, Error as NvmeError, Namespace, QpairOptions, Rejected,
 };
 
 use super::device::{invalid, DeviceArgs, ExampleError, Opened, Result};
@@ -615,7 +614,8 @@ fn submit_raw<F: PciFunction>(
 struct RawWorker<F: PciFunction> {
     qp: userpci::nvme::IoQueuePair<F, u32, DmaBuffer>,
     slots: Vec<RawSlot>,
-    completions: Vec<IoCompletion<u32, DmaBuffer>>,
+    /// Slots whose I/O completed in the last poll, and whether it succeeded.
+    completed: Vec<(u32, bool)>,
 }
 
 fn setup_raw<F: PciFunction>(
@@ -643,7 +643,7 @@ fn setup_raw<F: PciFunction>(
     Ok(RawWorker {
         qp,
         slots,
-        completions: Vec::with_capacity(plan.qd),
+        completed: Vec::with_capacity(plan.qd),
     })
 }
 
@@ -668,8 +668,19 @@ fn run_raw<F: PciFunction>(
     }
     let mut now_ns = 0;
     loop {
-        let completions = &mut worker.completions;
-        let done = qp.process_completions(0, &mut |c| completions.push(c));
+        // The callback hands each buffer back to its slot and notes (slot, success); the
+        // slots are resubmitted once the batch is reaped and the clock read.
+        let (slots, completed, stats_ref) = (&mut worker.slots, &mut worker.completed, &mut stats);
+        let done = qp.process_completions(0, &mut |c| {
+            slots[c.token as usize].buffer = c.buffer;
+            if let Err(error) = &c.result {
+                stats_ref.errors += 1;
+                if stats_ref.errors <= 8 {
+                    tracing::warn!(%error, "I/O failed");
+                }
+            }
+            completed.push((c.token, c.result.is_ok()));
+        });
         if done == 0 {
             if qp.in_flight() == 0 {
                 break;
@@ -681,38 +692,26 @@ fn run_raw<F: PciFunction>(
         }
         now_ns = start.elapsed().as_nanos() as u64;
         let submitting = now_ns < deadline_ns;
-        for c in worker.completions.drain(..) {
-            let slot = &mut worker.slots[c.token as usize];
-            slot.buffer = c.buffer;
+        for (token, ok) in worker.completed.drain(..) {
+            let slot = &mut worker.slots[token as usize];
             stats.record(now_ns - slot.submitted_ns);
-            match c.result {
-                Ok(()) => {
-                    if let Some(v) = &mut slot.verify {
-                        if v.reading {
-                            let lba = slot.unit * plan.bs_blocks;
-                            let data = slot.buffer.as_ref().expect("completions return the buffer");
-                            if !check_pattern(data.as_slice(), lba, v.pass) {
-                                stats.errors += 1;
-                                stats.mismatches += 1;
-                            }
-                            v.advance();
-                        } else {
-                            v.reading = true;
-                        }
+            if let Some(v) = &mut slot.verify {
+                if ok && v.reading {
+                    let lba = slot.unit * plan.bs_blocks;
+                    let data = slot.buffer.as_ref().expect("completions return the buffer");
+                    if !check_pattern(data.as_slice(), lba, v.pass) {
+                        stats.errors += 1;
+                        stats.mismatches += 1;
                     }
-                }
-                Err(error) => {
-                    stats.errors += 1;
-                    if stats.errors <= 8 {
-                        tracing::warn!(%error, "I/O failed");
-                    }
-                    if let Some(v) = &mut slot.verify {
-                        v.advance();
-                    }
+                    v.advance();
+                } else if ok {
+                    v.reading = true;
+                } else {
+                    v.advance();
                 }
             }
             if submitting {
-                if let Err(error) = submit_raw(qp, ns, plan, &mut picker, slot, c.token, now_ns) {
+                if let Err(error) = submit_raw(qp, ns, plan, &mut picker, slot, token, now_ns) {
                     stats.errors += 1;
                     if stats.errors <= 8 {
                         tracing::warn!(%error, "submission refused");
