@@ -5,13 +5,19 @@
 //! while that thread has counting switched on, so other tests running in the same binary do not
 //! disturb the count. Install it in a test binary and measure a closure:
 //!
-//! ```ignore
+//! ```
 //! use userpci_framework::alloc_count::{allocator_calls, CountingAllocator};
 //!
 //! #[global_allocator]
 //! static ALLOCATOR: CountingAllocator = CountingAllocator;
 //!
-//! assert_eq!(allocator_calls(|| hot_path()), 0);
+//! fn main() {
+//!     let mut ring = Vec::with_capacity(8);
+//!     // The hot path: pushes within capacity allocate nothing.
+//!     assert_eq!(allocator_calls(|| ring.extend_from_slice(&[1u8, 2, 3])), 0);
+//!     // Growing past it does, and the counter sees it.
+//!     assert!(allocator_calls(|| ring.extend_from_slice(&[0u8; 64])) > 0);
+//! }
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
