@@ -503,8 +503,28 @@ fn open_refusals_are_clear() {
     assert!(err.to_string().contains("vfio/devices/vfio2"), "{err}");
 }
 
+#[test]
+fn a_cdev_bind_refused_with_eperm_is_busy_naming_the_group() {
+    // Linux 6.12 answers VFIO_DEVICE_BIND_IOMMUFD with EPERM when another iommufd (another
+    // process, or another context) already bound a function of the same IOMMU group: seen in
+    // the VM tier (tests/vm, hot_reset_refused_second_process). That is "held elsewhere".
+    let roots = Roots::capture().with_iommufd();
+    all_bound(&roots);
+    let fake = nvme_kernel();
+    fake.fail_next("VFIO_DEVICE_BIND_IOMMUFD", libc_errno::EPERM);
+    let err = roots.context(&fake).open(a("0000:01:00.0")).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::VfioBusy { .. }), "{text}");
+    assert!(text.contains("0000:01:00.0"), "{text}");
+    assert!(
+        text.contains("IOMMU group 6 is claimed by another iommufd"),
+        "{text}"
+    );
+}
+
 /// errno values, to keep the test free of a libc dependency.
 mod libc_errno {
+    pub const EPERM: i32 = 1;
     pub const EBUSY: i32 = 16;
     pub const EACCES: i32 = 13;
 }

@@ -265,7 +265,13 @@ impl VfioContext {
             .sys
             .device_bind_iommufd(fd.as_fd(), ctx.fd())
             .map_err(|source| {
-                if source.raw_os_error() == Some(libc::EBUSY) {
+                // EBUSY: the group is open through the legacy group interface. EPERM (seen on
+                // 6.12, from iommu_device_claim_dma_owner()): the group's DMA ownership is
+                // claimed by another owner, i.e. another iommufd (another process or VFIO
+                // context bound a function of the group) or a kernel driver bound to a member.
+                // Both mean "held elsewhere", not a failed ioctl.
+                let errno = source.raw_os_error();
+                if matches!(errno, Some(libc::EBUSY | libc::EPERM)) {
                     if let Some(members) = self.group_blockers(address, iommu_group) {
                         return Error::GroupNotViable {
                             device: address,
@@ -273,10 +279,16 @@ impl VfioContext {
                             members,
                         };
                     }
-                    return Error::VfioBusy {
-                        what: format!("{address} ({})", path.display()),
-                        source,
+                    let what = if errno == Some(libc::EPERM) {
+                        format!(
+                            "{address} ({}; its IOMMU group {iommu_group} is claimed by another \
+                             iommufd)",
+                            path.display()
+                        )
+                    } else {
+                        format!("{address} ({})", path.display())
                     };
+                    return Error::VfioBusy { what, source };
                 }
                 ioctl_error(address, "VFIO_DEVICE_BIND_IOMMUFD", source)
             })?;

@@ -146,6 +146,18 @@ pub fn spawn_helper(name: &str, args: &[&str]) -> std::io::Result<std::process::
         .spawn()
 }
 
+/// Like [`spawn_helper`], with stdin and stdout piped so the test can talk to the helper (it
+/// reports on stdout and waits for stdin to close, say); stderr is inherited.
+pub fn spawn_helper_piped(name: &str, args: &[&str]) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(std::env::current_exe()?)
+        .arg("--helper")
+        .arg(name)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+}
+
 /// A table entry, so that adding a test is one line: `test("name", Modes::Both, module::function)`.
 pub const fn test(name: &'static str, modes: Modes, run: fn(&Ctx) -> TestResult) -> Test {
     Test { name, modes, run }

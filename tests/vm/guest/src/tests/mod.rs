@@ -3,7 +3,11 @@
 //! same process; a test that opens devices must close them (drop) before it returns, so the
 //! next test finds them free.
 
+mod backend;
+mod coordinated;
+mod nvme;
 mod raw;
+mod support;
 mod topology;
 
 use crate::harness::{test, Helper, Modes, Test};
@@ -22,11 +26,33 @@ pub const TESTS: &[Test] = &[
     test("raw_cdev_device_info",  Modes::CdevOnly,  raw::cdev_device_info),
     test("raw_group_device_info", Modes::GroupOnly, raw::group_device_info),
     test("raw_group_exclusive",   Modes::Both,      raw::group_exclusive),
-    // The VFIO backend and NVMe driver tests (issue 4 item 7) go here.
+    // The framework's VFIO backend (issue 4 item 7).
+    test("bar0_cap_vs",                      Modes::Both, backend::bar0_cap_vs),
+    // The NVMe driver through it.
+    test("nvme_identify",                    Modes::Both, nvme::nvme_identify),
+    test("io_64mib_three_controllers",       Modes::Both, nvme::io_64mib_three_controllers),
+    test("iommu_blocks_stray_dma",           Modes::Both, nvme::iommu_blocks_stray_dma),
+    test("msix_interrupt_mode",              Modes::Both, nvme::msix_interrupt_mode),
+    test("flr_then_reinit",                  Modes::Both, nvme::flr_then_reinit),
+    // Reset groups: hot-reset info, hot reset, refusal.
+    test("hot_reset_info_slot",              Modes::Both, backend::hot_reset_info_slot),
+    test("hot_reset_both_owned",             Modes::Both, backend::hot_reset_both_owned),
+    test("hot_reset_refused_second_process", Modes::Both, backend::hot_reset_refused_second_process),
+    // The reset coordinator on the real slot (issue 5 item 7).
+    test("coordinated_hot_reset_under_io",   Modes::Both, coordinated::coordinated_hot_reset_under_io),
+    test("coordinated_reset_refused",        Modes::Both, coordinated::coordinated_reset_refused),
+    // Last: it unbinds 01:00.0 from vfio-pci (and binds it back).
+    test("request_irq_on_unbind",            Modes::Both, backend::request_irq_on_unbind),
 ];
 
 /// Second-process helpers (`userpci-vmtest --helper <name>`, see [`crate::harness::spawn_helper`]).
-pub const HELPERS: &[Helper] = &[Helper {
-    name: "open_group",
-    run: raw::helper_open_group,
-}];
+pub const HELPERS: &[Helper] = &[
+    Helper {
+        name: "open_group",
+        run: raw::helper_open_group,
+    },
+    Helper {
+        name: "hold_function",
+        run: support::helper_hold_function,
+    },
+];
