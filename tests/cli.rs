@@ -164,3 +164,31 @@ fn bad_addresses_are_quoted_in_the_error() {
     assert!(!ok);
     assert!(stderr.contains("01:00.9"), "{stderr}");
 }
+
+#[test]
+fn demo_with_a_nic_in_the_group_recovers_it_and_packets_flow_again() {
+    let (ok, stdout, stderr) = userpci(&["demo", "--nic", "--json", "--writes", "300"]);
+    assert!(ok, "{stderr}");
+    let s: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(s["reset_kind"], "bus");
+    let nic = &s["nic"];
+    assert_eq!(nic["address"], "0000:01:00.2");
+    assert_eq!(nic["resets"], 1);
+    assert_eq!(nic["link_within_budget"], true);
+    assert!(nic["received_before_reset"].as_u64().unwrap() > 0);
+    assert!(nic["received_after_reset"].as_u64().unwrap() > 0, "{nic}");
+    assert_eq!(s["writes_lost"], 0);
+    assert_eq!(s["writes_duplicated"], 0);
+    let lanes: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"] == "recover")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lanes.last(),
+        Some(&"ixgbe 01:00.2"),
+        "the NIC recovers after the NVMe controllers: {lanes:?}"
+    );
+}

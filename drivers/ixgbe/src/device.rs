@@ -123,6 +123,9 @@ pub(crate) struct Shared<F: PciFunction> {
     pub(crate) device: PciAddress,
     /// Hardware counters accumulated in software (they clear on read).
     pub(crate) counters: Mutex<HwCounters>,
+    /// Coordinated resets: whether the data path may touch the device, and the filter
+    /// settings to restore (see [`crate::participant`]).
+    pub(crate) gate: crate::participant::ResetGate,
 }
 
 impl<F: PciFunction> Shared<F> {
@@ -159,6 +162,10 @@ pub struct IxgbeDevice<F: PciFunction> {
     pub(crate) tx_queues: Mutex<Vec<Option<TxRing<F>>>>,
     pub(crate) vectors: Vec<InterruptVector>,
     pub(crate) options: IxgbeOptions,
+    /// Bus addresses of the RX and TX descriptor rings, per queue: a recovery after a reset
+    /// programs the same rings again.
+    pub(crate) rx_ring_iovas: Vec<u64>,
+    pub(crate) tx_ring_iovas: Vec<u64>,
 }
 
 impl<F: PciFunction> IxgbeDevice<F> {
@@ -211,6 +218,7 @@ impl<F: PciFunction> IxgbeDevice<F> {
         } else {
             self.shared.modify(regs::FCTRL, 0, bits);
         }
+        self.shared.gate.set_filter_bits(bits, on);
         tracing::debug!(device = %self.shared.device, on, "promiscuous mode");
     }
 
@@ -221,6 +229,7 @@ impl<F: PciFunction> IxgbeDevice<F> {
         } else {
             self.shared.modify(regs::FCTRL, 0, regs::FCTRL_MPE);
         }
+        self.shared.gate.set_filter_bits(regs::FCTRL_MPE, on);
     }
 
     /// Whether unicast promiscuous mode is on.
@@ -232,6 +241,17 @@ impl<F: PciFunction> IxgbeDevice<F> {
     /// initialisation, and returns the totals.
     pub fn stats(&self) -> DeviceStats {
         crate::stats::update(&self.shared)
+    }
+
+    /// Where the device stands with respect to coordinated resets
+    /// ([`crate::IxgbeParticipant`]).
+    pub fn reset_state(&self) -> crate::ResetState {
+        self.shared.gate.state()
+    }
+
+    /// What the reset participant did so far.
+    pub fn reset_info(&self) -> crate::ResetInfo {
+        self.shared.gate.snapshot()
     }
 
     /// Number of RX queues configured.

@@ -79,6 +79,11 @@ pub(crate) fn bring_up<F: PciFunction>(
         regs,
         device,
         counters: Mutex::default(),
+        gate: crate::participant::ResetGate::new(if options.promiscuous {
+            regs::FCTRL_UPE | regs::FCTRL_MPE
+        } else {
+            0
+        }),
     });
     let hw = Hw { s: &shared };
     tracing::info!(%device, "resetting 82599");
@@ -130,7 +135,7 @@ pub(crate) fn bring_up<F: PciFunction>(
         hw.start_rx_queue(ring)?;
     }
     for ring in &tx {
-        hw.start_tx_queue(ring)?;
+        hw.start_tx_queue(ring.index)?;
     }
     // 4.6.7: enable the receiver once its queues are ready.
     shared.modify(qreg::RXCTRL, qreg::RXCTRL_RXEN, 0);
@@ -154,7 +159,11 @@ pub(crate) fn bring_up<F: PciFunction>(
     }
 
     options.pool = Some(Arc::clone(&pool));
+    let rx_ring_iovas = rx.iter().map(|r| r.ring.iova()).collect();
+    let tx_ring_iovas = tx.iter().map(|r| r.ring.iova()).collect();
     Ok(IxgbeDevice {
+        rx_ring_iovas,
+        tx_ring_iovas,
         rx_queues: Mutex::new(rx.drain(..).map(Some).collect()),
         tx_queues: Mutex::new(tx.drain(..).map(Some).collect()),
         shared,
@@ -282,6 +291,34 @@ impl<F: PciFunction> Hw<'_, F> {
         pool: &Arc<BufferPool>,
         vectors: &[InterruptVector],
     ) -> Result<Vec<RxRing<F>>> {
+        self.rx_common(o);
+        let mut rings = Vec::with_capacity(usize::from(o.rx_queues));
+        for q in 0..o.rx_queues {
+            let i = usize::from(q);
+            // 7.1.9: the descriptor ring (page aligned, so 128-byte aligned).
+            let ring = self
+                .s
+                .function
+                .dma_space()
+                .allocate_array::<AdvRxDesc>(o.rx_ring_size, DmaDirection::Bidirectional)?;
+            self.program_rx_ring(i, ring.iova(), o.rx_ring_size, pool.buffer_size());
+            let irq = vectors.get(i).map(|v| (v.clone(), 1u32 << i));
+            rings.push(RxRing {
+                shared: Arc::clone(self.s),
+                index: q,
+                ring,
+                bufs: (0..o.rx_ring_size).map(|_| None).collect(),
+                pool: Arc::clone(pool),
+                irq,
+                generation: 0,
+            });
+        }
+        self.rx_finish(o);
+        Ok(rings)
+    }
+
+    /// 4.6.7, the device-wide part before the queues.
+    fn rx_common(&self, o: &IxgbeOptions) {
         let s = self.s;
         // Receive off while it is being configured.
         s.modify(qreg::RXCTRL, 0, qreg::RXCTRL_RXEN);
@@ -306,46 +343,37 @@ impl<F: PciFunction> Hw<'_, F> {
         } else {
             s.modify(regs::MRQC, 0, regs::MRQC_MRQE_MASK);
         }
-        let mut rings = Vec::with_capacity(usize::from(o.rx_queues));
-        for q in 0..o.rx_queues {
-            let i = usize::from(q);
-            // Advanced one-buffer descriptors, buffer size, drop when no descriptor is free.
-            let srrctl = s.read(qreg::SRRCTL(i))
-                & !(qreg::SRRCTL_DESCTYPE_MASK | qreg::SRRCTL_BSIZEPACKET_MASK);
-            s.write(
-                qreg::SRRCTL(i),
-                srrctl
-                    | qreg::SRRCTL_DESCTYPE_ADV_ONEBUF
-                    | srrctl_bsizepacket(pool.buffer_size())
-                    | qreg::SRRCTL_DROP_EN,
-            );
-            // 7.1.9: the descriptor ring (page aligned, so 128-byte aligned).
-            let ring = s
-                .function
-                .dma_space()
-                .allocate_array::<AdvRxDesc>(o.rx_ring_size, DmaDirection::Bidirectional)?;
-            s.write(qreg::RDBAL(i), ring.iova() as u32);
-            s.write(qreg::RDBAH(i), (ring.iova() >> 32) as u32);
-            s.write(qreg::RDLEN(i), (o.rx_ring_size * DESC_SIZE) as u32);
-            s.write(qreg::RDH(i), 0);
-            s.write(qreg::RDT(i), 0);
-            // Reserved bit that resets to 1 and must be 0 (ixy; 8.2.3.11.1).
-            s.modify(qreg::DCA_RXCTRL(i), 0, qreg::DCA_RXCTRL_RESERVED12);
-            let irq = vectors.get(i).map(|v| (v.clone(), 1u32 << i));
-            rings.push(RxRing {
-                shared: Arc::clone(self.s),
-                index: q,
-                ring,
-                bufs: (0..o.rx_ring_size).map(|_| None).collect(),
-                pool: Arc::clone(pool),
-                irq,
-            });
-        }
+    }
+
+    /// 4.6.7 / 7.1.9: one RX queue's buffer size and descriptor ring (empty: `RDH` = `RDT`).
+    fn program_rx_ring(&self, i: usize, iova: u64, size: usize, buffer_size: usize) {
+        let s = self.s;
+        // Advanced one-buffer descriptors, buffer size, drop when no descriptor is free.
+        let srrctl =
+            s.read(qreg::SRRCTL(i)) & !(qreg::SRRCTL_DESCTYPE_MASK | qreg::SRRCTL_BSIZEPACKET_MASK);
+        s.write(
+            qreg::SRRCTL(i),
+            srrctl
+                | qreg::SRRCTL_DESCTYPE_ADV_ONEBUF
+                | srrctl_bsizepacket(buffer_size)
+                | qreg::SRRCTL_DROP_EN,
+        );
+        s.write(qreg::RDBAL(i), iova as u32);
+        s.write(qreg::RDBAH(i), (iova >> 32) as u32);
+        s.write(qreg::RDLEN(i), (size * DESC_SIZE) as u32);
+        s.write(qreg::RDH(i), 0);
+        s.write(qreg::RDT(i), 0);
+        // Reserved bit that resets to 1 and must be 0 (ixy; 8.2.3.11.1).
+        s.modify(qreg::DCA_RXCTRL(i), 0, qreg::DCA_RXCTRL_RESERVED12);
+    }
+
+    /// 4.6.7, the device-wide part after the queues.
+    fn rx_finish(&self, o: &IxgbeOptions) {
+        let s = self.s;
         // Queue i counts in statistics set i.
         map_queue_stats(s, qreg::RQSMR, o.rx_queues);
         // Last sentence of 4.6.7: no-snoop disable.
         s.modify(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS, 0);
-        Ok(rings)
     }
 
     /// 7.1.2.8: RSS over `queues` queues: the key, a redirection table spreading the 128
@@ -374,6 +402,28 @@ impl<F: PciFunction> Hw<'_, F> {
 
     /// 4.6.8 Transmit Initialization, up to (not including) the queue enable.
     fn init_tx(&self, o: &IxgbeOptions) -> Result<Vec<TxRing<F>>> {
+        self.tx_common();
+        let mut rings = Vec::with_capacity(usize::from(o.tx_queues));
+        for q in 0..o.tx_queues {
+            let ring = self
+                .s
+                .function
+                .dma_space()
+                .allocate_array::<AdvTxDesc>(o.tx_ring_size, DmaDirection::Bidirectional)?;
+            self.program_tx_ring(usize::from(q), ring.iova(), o.tx_ring_size);
+            rings.push(TxRing {
+                shared: Arc::clone(self.s),
+                index: q,
+                ring,
+                bufs: (0..o.tx_ring_size).map(|_| None).collect(),
+            });
+        }
+        self.tx_finish(o);
+        Ok(rings)
+    }
+
+    /// 4.6.8, the device-wide part before the queues.
+    fn tx_common(&self) {
         let s = self.s;
         // CRC insertion and padding of short frames.
         s.modify(regs::HLREG0, regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN, 0);
@@ -385,16 +435,15 @@ impl<F: PciFunction> Hw<'_, F> {
         }
         s.modify(qreg::DTXMXSZRQ, qreg::DTXMXSZRQ_MAX_BYTES_NUM_REQ_MASK, 0);
         s.modify(qreg::RTTDCS, 0, qreg::RTTDCS_ARBDIS);
-        let mut rings = Vec::with_capacity(usize::from(o.tx_queues));
-        for q in 0..o.tx_queues {
-            let i = usize::from(q);
-            let ring = s
-                .function
-                .dma_space()
-                .allocate_array::<AdvTxDesc>(o.tx_ring_size, DmaDirection::Bidirectional)?;
-            s.write(qreg::TDBAL(i), ring.iova() as u32);
-            s.write(qreg::TDBAH(i), (ring.iova() >> 32) as u32);
-            s.write(qreg::TDLEN(i), (o.tx_ring_size * DESC_SIZE) as u32);
+    }
+
+    /// 4.6.8 / 7.2.3: one TX queue's descriptor ring and thresholds.
+    fn program_tx_ring(&self, i: usize, iova: u64, size: usize) {
+        let s = self.s;
+        {
+            s.write(qreg::TDBAL(i), iova as u32);
+            s.write(qreg::TDBAH(i), (iova >> 32) as u32);
+            s.write(qreg::TDLEN(i), (size * DESC_SIZE) as u32);
             // 7.2.3.4.1: descriptor fetch and write-back thresholds.
             let txdctl = s.read(qreg::TXDCTL(i))
                 & !(qreg::TXDCTL_PTHRESH_MASK
@@ -404,17 +453,15 @@ impl<F: PciFunction> Hw<'_, F> {
                 qreg::TXDCTL(i),
                 txdctl | txdctl_thresholds(TX_PTHRESH, TX_HTHRESH, TX_WTHRESH),
             );
-            rings.push(TxRing {
-                shared: Arc::clone(self.s),
-                index: q,
-                ring,
-                bufs: (0..o.tx_ring_size).map(|_| None).collect(),
-            });
         }
+    }
+
+    /// 4.6.8, the device-wide part after the queues.
+    fn tx_finish(&self, o: &IxgbeOptions) {
+        let s = self.s;
         map_queue_stats(s, qreg::TQSM, o.tx_queues);
         // Transmit DMA on; the queues are enabled next.
         s.modify(qreg::DMATXCTL, qreg::DMATXCTL_TE, 0);
-        Ok(rings)
     }
 
     /// 4.6.7.1: fill every descriptor with a pool buffer, enable the queue, wait for the
@@ -450,9 +497,9 @@ impl<F: PciFunction> Hw<'_, F> {
     }
 
     /// 4.6.8.1: empty ring (`TDH` = `TDT` = 0), enable the queue, wait for it.
-    fn start_tx_queue(&self, ring: &TxRing<F>) -> Result<()> {
+    fn start_tx_queue(&self, index: u16) -> Result<()> {
         let s = self.s;
-        let q = usize::from(ring.index);
+        let q = usize::from(index);
         s.write(qreg::TDH(q), 0);
         s.write(qreg::TDT(q), 0);
         s.modify(qreg::TXDCTL(q), qreg::TXDCTL_ENABLE, 0);
@@ -463,6 +510,78 @@ impl<F: PciFunction> Hw<'_, F> {
             "4.6.8.1 TXDCTL.ENABLE=1 (TX queue enabled)",
         )
     }
+}
+
+/// Recovery after a function or bus reset ([`crate::IxgbeParticipant`]): the bring-up
+/// sequence again on the same memory: global reset, auto-read, DMA init, link setup, the MAC
+/// address, RSS, every queue on its old ring, the filters. RX queues are enabled empty; the
+/// rings still in the device handle are refilled here (for `generation`), the taken ones by
+/// their core on its next call. The wait for the link is the caller's.
+pub(crate) fn reinit<F: PciFunction>(dev: &IxgbeDevice<F>, generation: u64) -> Result<()> {
+    let shared = &dev.shared;
+    let o = &dev.options;
+    let hw = Hw { s: shared };
+    // The coordinator cleared Memory Space and Bus Master; the reset cleared the rest.
+    shared.function.set_bus_master(true)?;
+    shared.write(regs::EIMC, regs::EIMC_ALL);
+    hw.master_disable();
+    hw.global_reset()?;
+    shared.write(regs::EIMC, regs::EIMC_ALL);
+    hw.wait_set(
+        regs::EEC,
+        regs::EEC_ARD,
+        EEPROM_TIMEOUT,
+        "4.6.3 EEC.ARD=1 (EEPROM auto-read done)",
+    )?;
+    hw.wait_set(
+        qreg::RDRXCTL,
+        qreg::RDRXCTL_DMAIDONE,
+        DMA_INIT_TIMEOUT,
+        "4.6.3 RDRXCTL.DMAIDONE=1 (DMA init done)",
+    )?;
+    crate::link::setup(shared);
+    // The totals were taken at quiesce; the reset zeroed the device's counters. Read them
+    // once into the totals (normally nothing).
+    crate::stats::update(shared);
+    // The MAC address as the driver knows it (the EEPROM's, read at bring-up).
+    let (ral, rah) = regs::ral_rah_from_mac(dev.mac, true);
+    shared.write(regs::RAL(0), ral);
+    shared.write(regs::RAH(0), rah);
+
+    hw.rx_common(o);
+    for (i, &iova) in dev.rx_ring_iovas.iter().enumerate() {
+        hw.program_rx_ring(i, iova, o.rx_ring_size, dev.pool.buffer_size());
+    }
+    hw.rx_finish(o);
+    hw.tx_common();
+    for (i, &iova) in dev.tx_ring_iovas.iter().enumerate() {
+        hw.program_tx_ring(i, iova, o.tx_ring_size);
+    }
+    hw.tx_finish(o);
+    {
+        let mut slots = dev.rx_queues.lock().unwrap_or_else(|e| e.into_inner());
+        for q in 0..usize::from(o.rx_queues) {
+            shared.modify(qreg::RXDCTL(q), qreg::RXDCTL_ENABLE, 0);
+            hw.wait_set(
+                qreg::RXDCTL(q),
+                qreg::RXDCTL_ENABLE,
+                QUEUE_ENABLE_TIMEOUT,
+                "4.6.7.1 RXDCTL.ENABLE=1 (RX queue enabled)",
+            )?;
+            if let Some(Some(ring)) = slots.get_mut(q) {
+                ring.restart(generation);
+            }
+        }
+    }
+    for q in 0..o.tx_queues {
+        hw.start_tx_queue(q)?;
+    }
+    shared.modify(qreg::RXCTRL, qreg::RXCTRL_RXEN, 0);
+    let promisc = regs::FCTRL_UPE | regs::FCTRL_MPE;
+    let bits = shared.gate.filter_bits() & promisc;
+    shared.modify(regs::FCTRL, bits, promisc & !bits);
+    shared.modify(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD, 0);
+    Ok(())
 }
 
 /// Maps queue `i` to statistics set `i` for the first `queues` queues: `RQSMR` / `TQSM`

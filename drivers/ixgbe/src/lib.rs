@@ -38,6 +38,7 @@ mod error;
 pub mod init;
 mod irq;
 mod link;
+mod participant;
 mod rx;
 pub mod stats;
 mod tx;
@@ -48,6 +49,7 @@ pub use device::{
 };
 pub use error::{Error, Result};
 pub use link::{LinkStatus, MacDisplay};
+pub use participant::{IxgbeParticipant, IxgbeResetOptions, ResetInfo, ResetState};
 pub use rx::{RxPoll, RxQueue};
 pub use spec::regs::LinkSpeed;
 pub use stats::{DeviceStats, QueueHwStats, RxQueueStats, TxQueueStats};

@@ -53,9 +53,34 @@ pub(crate) struct RxRing<F: PciFunction> {
     pub(crate) pool: Arc<BufferPool>,
     /// MSI-X vector and its `EIMS` bit (interrupt mode).
     pub(crate) irq: Option<(InterruptVector, u32)>,
+    /// The reset generation the ring was last started for (see [`crate::participant`]).
+    pub(crate) generation: u64,
 }
 
 impl<F: PciFunction> RxRing<F> {
+    /// After a reset (the queue re-enabled empty, `RDH` = `RDT` = 0): every slot back in
+    /// read format with the buffer it holds (an empty slot gets one from the pool), then the
+    /// ring to the device (`RDT` = N - 1, or up to the first slot the pool could not fill).
+    /// Written-back descriptors not taken before the reset are dropped with it.
+    pub(crate) fn restart(&mut self, generation: u64) {
+        let n = self.bufs.len();
+        let mut filled = n;
+        for slot in 0..n {
+            if self.bufs[slot].is_none() {
+                self.bufs[slot] = self.pool.get();
+            }
+            match &self.bufs[slot] {
+                Some(buf) => self.ring.set(slot, AdvRxDesc::new_read(buf.iova())),
+                None => {
+                    filled = filled.min(slot);
+                }
+            }
+        }
+        self.generation = generation;
+        self.shared
+            .write(qreg::RDT(usize::from(self.index)), filled.min(n - 1) as u32);
+    }
+
     /// Writes slot `slot` in read format for the buffer it holds.
     fn give_back(&self, slot: usize) {
         if let Some(buf) = &self.bufs[slot] {
@@ -124,6 +149,7 @@ pub struct RxQueue<F: PciFunction> {
     /// Inside a multi-descriptor packet being dropped (until its `EOP`).
     discarding: bool,
     stats: RxQueueStats,
+    resets: u64,
     _core: CoreLocal,
 }
 
@@ -136,6 +162,7 @@ impl<F: PciFunction> RxQueue<F> {
             mask,
             discarding: false,
             stats: RxQueueStats::default(),
+            resets: 0,
             _core: core,
         }
     }
@@ -169,7 +196,30 @@ impl<F: PciFunction> RxQueue<F> {
     /// never grows: reserve capacity once). Each packet is a [`PoolBuffer`] whose `len()` is
     /// the frame length (CRC stripped); send it as is, or drop it to return it to the pool.
     /// Returns the number of packets pushed.
+    ///
+    /// While the device is being reset ([`crate::IxgbeParticipant`]) it receives nothing and
+    /// touches nothing; the first call after the recovery restarts the ring.
     pub fn rx_batch(&mut self, out: &mut Vec<PoolBuffer>, max: usize) -> usize {
+        let Some(generation) = self.ring.shared.gate.enter() else {
+            return 0;
+        };
+        if generation != self.ring.generation {
+            self.ring.restart(generation);
+            self.next = 0;
+            self.discarding = false;
+            self.resets += 1;
+        }
+        let received = self.receive(out, max);
+        self.ring.shared.gate.exit();
+        received
+    }
+
+    /// Times the ring was restarted after a coordinated reset.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    fn receive(&mut self, out: &mut Vec<PoolBuffer>, max: usize) -> usize {
         let max = max.min(out.capacity() - out.len());
         let mut received = 0;
         let mut slot = self.next;
@@ -279,9 +329,13 @@ impl<F: PciFunction> RxQueue<F> {
         let Some((_, bit)) = self.ring.irq else {
             return RxPoll::Received(0);
         };
+        if self.ring.shared.gate.enter().is_none() {
+            return RxPoll::Received(0); // being reset: no register access
+        }
         // EIMS is write-1-to-set: no read-modify-write, so cores arming their own queues'
         // vectors do not race.
         self.ring.shared.write(regs::EIMS, bit);
+        self.ring.shared.gate.exit();
         self.stats.interrupts_armed += 1;
         match self.rx_batch(out, max) {
             0 => RxPoll::Armed,

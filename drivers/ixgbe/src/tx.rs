@@ -109,12 +109,16 @@ pub struct TxQueue<F: PciFunction> {
     mask: usize,
     batch: usize,
     stats: TxQueueStats,
+    /// The reset generation the ring was last emptied for (see [`crate::participant`]).
+    generation: u64,
+    reset_dropped: u64,
     _core: CoreLocal,
 }
 
 impl<F: PciFunction> TxQueue<F> {
     pub(crate) fn new(ring: TxRing<F>, core: CoreLocal) -> Self {
         let size = ring.ring.len();
+        let generation = ring.shared.gate.generation();
         TxQueue {
             ring,
             tail: 0,
@@ -122,6 +126,8 @@ impl<F: PciFunction> TxQueue<F> {
             mask: size - 1,
             batch: TX_CLEAN_BATCH.min(size / 2),
             stats: TxQueueStats::default(),
+            generation,
+            reset_dropped: 0,
             _core: core,
         }
     }
@@ -151,7 +157,42 @@ impl<F: PciFunction> TxQueue<F> {
     /// or above [`TX_MAX_LEN`] are dropped and counted (`invalid_length`). Returns the number
     /// of packets placed in the ring; `TDT` is written once if any were. A buffer received
     /// from an RX queue can be sent as is (zero copy). Allocates nothing.
+    ///
+    /// While the device is being reset ([`crate::IxgbeParticipant`]) it sends nothing (every
+    /// packet stays in `packets`) and touches nothing.
     pub fn tx_batch(&mut self, packets: &mut Vec<PoolBuffer>) -> usize {
+        let Some(generation) = self.ring.shared.gate.enter() else {
+            return 0;
+        };
+        self.catch_up(generation);
+        let sent = self.send(packets);
+        self.ring.shared.gate.exit();
+        sent
+    }
+
+    /// Packets handed to the device before a coordinated reset and not known to be sent:
+    /// returned to their pool by the recovery, not re-sent.
+    pub fn reset_dropped(&self) -> u64 {
+        self.reset_dropped
+    }
+
+    /// After a coordinated reset the device's ring is empty (`TDH` = `TDT` = 0): frees what
+    /// the ring held and starts over at slot 0.
+    fn catch_up(&mut self, generation: u64) {
+        if generation == self.generation {
+            return;
+        }
+        for slot in &mut self.ring.bufs {
+            if slot.take().is_some() {
+                self.reset_dropped += 1;
+            }
+        }
+        self.tail = 0;
+        self.clean = 0;
+        self.generation = generation;
+    }
+
+    fn send(&mut self, packets: &mut Vec<PoolBuffer>) -> usize {
         self.clean_batches();
         let room = self.mask - self.in_flight();
         let take = room.min(packets.len());
@@ -184,6 +225,8 @@ impl<F: PciFunction> TxQueue<F> {
     /// Cleans every whole batch the device has finished (checking `DD` on the last
     /// descriptor of each); returns the descriptors cleaned.
     pub fn clean_batches(&mut self) -> usize {
+        // Memory only; after a reset, catch up first so old descriptors are not looked at.
+        self.catch_up(self.ring.shared.gate.generation());
         let descs = &self.ring.ring;
         let bufs = &mut self.ring.bufs;
         let mut cleaned = 0;
@@ -213,6 +256,10 @@ impl<F: PciFunction> TxQueue<F> {
     /// until it has several, so when descriptors remain in flight this asks for the pending
     /// ones (`TXDCTL.SWFLSH`) and looks again. Returns the descriptors cleaned.
     pub fn reclaim(&mut self) -> usize {
+        let Some(generation) = self.ring.shared.gate.enter() else {
+            return 0;
+        };
+        self.catch_up(generation);
         let mut cleaned = self.clean_done();
         if self.in_flight() > 0 {
             let q = usize::from(self.ring.index);
@@ -221,6 +268,7 @@ impl<F: PciFunction> TxQueue<F> {
                 .modify(qreg::TXDCTL(q), qreg::TXDCTL_SWFLSH, 0);
             cleaned += self.clean_done();
         }
+        self.ring.shared.gate.exit();
         cleaned
     }
 

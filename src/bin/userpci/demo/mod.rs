@@ -9,10 +9,16 @@
 //! `flr` (01:00.1's controller goes fatal: an FLR of that function suffices), `refused`
 //! (01:00.2 is held by another process, so the bus reset that 01:00.0 needs is refused with
 //! the blocker named, and the demo exits non-zero).
+//!
+//! `--nic`: 01:00.2 is an Intel 82599 port (model "ixgbe") with a packet workload instead of
+//! an NVMe controller; its driver recovers after the NVMe controllers, and the summary reports
+//! the packets before and after the reset and whether the link came back within its budget.
 
+mod nic;
 mod render;
 mod workload;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +70,10 @@ pub struct Args {
     /// Write the timeline as an SVG picture to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Make 01:00.2 an Intel 82599 NIC (model "ixgbe") with a packet workload, taking part
+    /// in the reset after the NVMe controllers.
+    #[arg(long)]
+    nic: bool,
 }
 
 const MEMBERS: [&str; 3] = ["01:00.0", "01:00.1", "01:00.2"];
@@ -74,7 +84,7 @@ fn address(text: &str) -> PciAddress {
     text.parse().expect("demo addresses are valid")
 }
 
-fn topology_bus() -> CliResult<Arc<SimBus>> {
+fn topology_bus(with_nic: bool) -> CliResult<Arc<SimBus>> {
     let params: toml::Table = "latency_ns = 100000\nblocks = 131072\nserial = \"DEMO\""
         .parse()
         .expect("static parameters parse");
@@ -86,10 +96,17 @@ fn topology_bus() -> CliResult<Arc<SimBus>> {
         } else {
             &[ResetMethod::Flr]
         };
-        builder = builder
-            .function(at, "nvme")
-            .params(params.clone())
-            .reset_methods(methods);
+        builder = if with_nic && *at == nic::NIC {
+            builder
+                .function(at, "ixgbe")
+                .params(nic::params())
+                .reset_methods(methods)
+        } else {
+            builder
+                .function(at, "nvme")
+                .params(params.clone())
+                .reset_methods(methods)
+        };
     }
     let topology = builder
         .root_port("00:03.0", 2)
@@ -99,6 +116,9 @@ fn topology_bus() -> CliResult<Arc<SimBus>> {
         .build()?;
     let mut registry = ModelRegistry::new();
     model::register(&mut registry);
+    if with_nic {
+        userpci::ixgbe::model::register(&mut registry);
+    }
     Ok(SimBus::new(topology, &registry)?)
 }
 
@@ -116,7 +136,7 @@ pub fn run(args: Args) -> CliResult {
         });
     }
     let wall = std::time::Instant::now();
-    let bus = topology_bus()?;
+    let bus = topology_bus(args.nic)?;
     if args.scenario == Scenario::Refused {
         bus.hold_elsewhere(address("01:00.2"), HOLDER)?;
     }
@@ -151,8 +171,16 @@ pub fn run(args: Args) -> CliResult {
     }
 
     let mut members = Vec::new();
+    let mut nic_workload = None;
     for (priority, function) in functions.iter().enumerate() {
         let at = function.as_ref().target_address();
+        if args.nic && at == address(nic::NIC) {
+            nic_workload = Some(nic::NicWorkload::new(
+                Arc::clone(function),
+                coordinator.as_ref(),
+            )?);
+            continue;
+        }
         let ctrl = Controller::new(
             Arc::clone(function),
             ControllerOptions {
@@ -175,7 +203,14 @@ pub fn run(args: Args) -> CliResult {
     }
 
     // Phase 1: writes until every controller has `writes` acknowledged.
-    let idle = || clock.advance(Duration::from_micros(50));
+    // Between NVMe polls: the NIC's packet workload runs, then virtual time moves on.
+    let nic_workload = RefCell::new(nic_workload);
+    let idle = || {
+        if let Some(nic) = nic_workload.borrow_mut().as_mut() {
+            nic.pump();
+        }
+        clock.advance(Duration::from_micros(50));
+    };
     drive(&mut members, &args, args.writes, &idle)?;
 
     // The fault.
@@ -227,6 +262,7 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     summary.refusal = refusal.clone();
+    summary.nic = nic_workload.borrow().as_ref().map(|n| n.summary(&bus));
     summary.wall_ns = wall.elapsed().as_nanos() as u64;
 
     if let (Some(path), Some(report)) = (&args.svg, &report) {
@@ -252,6 +288,18 @@ pub fn run(args: Args) -> CliResult {
     }
     if let Some(refusal) = refusal {
         return Err(CliError::DemoFailed(format!("reset refused: {refusal}")));
+    }
+    if let (Some(nic), Some(report)) = (&summary.nic, &report) {
+        let reset = report
+            .members
+            .iter()
+            .any(|m| m.address == address(nic::NIC) && m.outcome.is_ok());
+        if reset && (nic.received_after_reset == 0 || !nic.link_within_budget) {
+            return Err(CliError::DemoFailed(format!(
+                "{}: {} packets after the reset, link back within its budget: {}",
+                nic.name, nic.received_after_reset, nic.link_within_budget
+            )));
+        }
     }
     if summary.writes_lost > 0 || summary.writes_duplicated > 0 || summary.blocks_verified == 0 {
         return Err(CliError::DemoFailed(format!(

@@ -18,6 +18,8 @@ pub struct Summary {
     pub unreachable: Vec<String>,
     pub refusal: Option<String>,
     pub wall_ns: u64,
+    /// The NIC of `--nic`.
+    pub nic: Option<super::nic::NicSummary>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,8 @@ struct Json<'a> {
     refusal: Option<&'a str>,
     reset_groups: &'a [ResetGroupView],
     wall_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nic: Option<&'a super::nic::NicSummary>,
 }
 
 impl Summary {
@@ -113,6 +117,7 @@ impl Summary {
             refusal: self.refusal.as_deref(),
             reset_groups: groups,
             wall_ns: self.wall_ns,
+            nic: self.nic.as_ref(),
         };
         serde_json::to_string(&json).expect("the summary serialises")
     }
@@ -165,6 +170,32 @@ impl Summary {
             self.writes_failed,
             self.blocks_verified
         );
+        if let Some(nic) = self.nic.as_ref().filter(|n| n.resets == 0) {
+            println!(
+                "{} ({}): packets received {}, {} echoed; not reset",
+                nic.name, nic.state, nic.received_before_reset, nic.sent_total
+            );
+        } else if let Some(nic) = &self.nic {
+            println!(
+                "{} ({}): packets received {} before the reset, {} after; {} echoed; {} TX \
+                 packets in the ring at the reset returned to the pool (not re-sent); {}",
+                nic.name,
+                nic.state,
+                nic.received_before_reset,
+                nic.received_after_reset,
+                nic.sent_total,
+                nic.tx_dropped_at_reset,
+                match nic.link_up_ns {
+                    Some(ns) => format!(
+                        "link back after {:.3} ms, within its budget of {} ms: {}",
+                        ns as f64 / 1e6,
+                        nic.link_budget_ns / 1_000_000,
+                        if nic.link_within_budget { "yes" } else { "NO" }
+                    ),
+                    None => "not reset".to_string(),
+                }
+            );
+        }
         if !self.unreachable.is_empty() {
             println!(
                 "not verified (device unreachable): {}",
