@@ -2,17 +2,26 @@
 //!
 //! A task is a boxed `!Send` future in a slab slot, named by a 64-bit key: slot index in the low
 //! half, slot generation in the high half, so a stale key (the task finished and the slot was
-//! reused) is recognised and skipped.
+//! reused) is recognised and skipped. The slab holds each task behind an `Rc`, so the reactor
+//! polls it in place (a reference-count increment, no move) while the slab stays free for
+//! tasks that the poll spawns.
 //!
 //! Each task owns one `Arc<TaskWaker>`, made when it is spawned; the `Waker`s handed out are
-//! clones of that `Arc` (a reference-count increment, no allocation). Waking sets the task's
-//! `scheduled` flag, so a task sits in a run queue at most once however often it is woken, and:
+//! clones of that `Arc` (a reference-count increment, no allocation). A task sits in the local
+//! ready queue at most once however often it is woken:
 //!
-//! - on the reactor's own thread, while the reactor runs, pushes the key onto the local ready
-//!   queue (a `VecDeque` whose capacity tracks the number of tasks, so it does not allocate);
-//! - anywhere else, sends the key through the reactor's crossbeam channel and, if the reactor
-//!   is asleep, signals its doorbell eventfd.
+//! - on the reactor's own thread, while the reactor runs, a wake checks and sets the task's
+//!   `queued` flag and pushes the key onto the local ready queue (a `Vec` whose capacity
+//!   tracks the number of tasks, so it does not allocate). Only that thread ever touches
+//!   `queued`, so this path has no read-modify-write atomics: the flag is atomic for `Sync`
+//!   alone, accessed with relaxed loads and stores;
+//! - anywhere else, a wake sets the `remote` flag (an `AcqRel` swap) and, if it was clear,
+//!   sends the key through the reactor's crossbeam channel and, if the reactor is asleep,
+//!   signals its doorbell eventfd. The reactor queues the key (if the task is not queued
+//!   already) and clears `remote` with an `AcqRel` swap before the poll, so the poll sees
+//!   what the waking thread wrote before a wake that found the flag set.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -38,31 +47,61 @@ fn split(key: u64) -> (usize, u32) {
 /// The waker of one task.
 pub(crate) struct TaskWaker {
     key: u64,
-    /// Set while the task is queued (or finished): further wakes are no-ops.
-    scheduled: AtomicBool,
+    /// The reactor's id, to recognise its thread.
+    reactor: u64,
+    /// Set while the task is in the local ready queue (or finished): further local wakes are
+    /// no-ops. Read and written only on the reactor's thread (see the module docs).
+    queued: AtomicBool,
+    /// Set by a wake from another thread until the reactor is about to poll the task: further
+    /// remote wakes send nothing.
+    remote: AtomicBool,
     shared: Arc<Shared>,
 }
 
 impl TaskWaker {
-    /// A waker for a task that is about to be queued (so it starts scheduled).
+    /// A waker for a task that is about to be queued (so it starts queued).
     pub(crate) fn new(key: u64, shared: Arc<Shared>) -> Arc<TaskWaker> {
         Arc::new(TaskWaker {
             key,
-            scheduled: AtomicBool::new(true),
+            reactor: shared.id(),
+            queued: AtomicBool::new(true),
+            remote: AtomicBool::new(false),
             shared,
         })
     }
 
+    /// The id of the reactor the task belongs to.
+    #[inline]
+    pub(crate) fn reactor(&self) -> u64 {
+        self.reactor
+    }
+
+    /// Queues the task on `ready` unless it is queued already. Only on the reactor's thread.
+    #[inline]
+    pub(crate) fn queue(&self, ready: &RefCell<Vec<u64>>) {
+        // Relaxed: only this thread reads or writes `queued`.
+        if !self.queued.load(Ordering::Relaxed) {
+            self.queued.store(true, Ordering::Relaxed);
+            ready.borrow_mut().push(self.key);
+        }
+    }
+
     /// Called just before the task is polled: a wake during the poll queues it again.
     pub(crate) fn unschedule(&self) {
-        // AcqRel pairs with the swap in `wake_by_ref`: what the waker's thread wrote before
-        // waking is visible to the poll that follows.
-        self.scheduled.swap(false, Ordering::AcqRel);
+        self.queued.store(false, Ordering::Relaxed);
+        // The swap (AcqRel) pairs with the one in `wake_by_ref`: what another thread wrote
+        // before a wake that found `remote` set is visible to the poll that follows. A relaxed
+        // load that misses a recent remote wake is harmless: that wake's message is still in
+        // the channel, and the poll it causes clears the flag.
+        if self.remote.load(Ordering::Relaxed) {
+            self.remote.swap(false, Ordering::AcqRel);
+        }
     }
 
     /// Called when the task completed: wakes from now on do nothing.
     pub(crate) fn finish(&self) {
-        self.scheduled.store(true, Ordering::Release);
+        self.queued.store(true, Ordering::Relaxed);
+        self.remote.store(true, Ordering::Release);
     }
 }
 
@@ -72,41 +111,55 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if !super::reactor::push_local(self.shared.id(), self.key) {
-            // The reactor is gone if this fails; there is nobody left to wake.
-            let _ = self.shared.send(Message::Wake(self.key));
+        if !super::reactor::push_local(self) {
+            self.wake_remote();
         }
     }
 }
 
+impl TaskWaker {
+    /// A wake from another thread, or from this one while the reactor is not running.
+    #[cold]
+    #[inline(never)]
+    fn wake_remote(&self) {
+        if self.remote.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The reactor is gone if this fails; there is nobody left to wake.
+        let _ = self.shared.send(Message::Wake(self.key));
+    }
+}
+
 pub(crate) struct Task {
-    future: Pin<Box<dyn Future<Output = ()>>>,
+    future: RefCell<Pin<Box<dyn Future<Output = ()>>>>,
     waker: Waker,
     state: Arc<TaskWaker>,
 }
 
 impl Task {
     /// Polls the task once. Returns whether it completed.
-    pub(crate) fn poll(&mut self) -> bool {
+    pub(crate) fn poll(&self) -> bool {
         self.state.unschedule();
         let mut cx = Context::from_waker(&self.waker);
-        if self.future.as_mut().poll(&mut cx).is_ready() {
+        // Never borrowed already: only the reactor polls, and it polls one task at a time.
+        if self.future.borrow_mut().as_mut().poll(&mut cx).is_ready() {
             self.state.finish();
             true
         } else {
             false
         }
     }
+
+    /// Queues the task on `ready` unless it is queued already (a wake from another thread).
+    pub(crate) fn queue(&self, ready: &RefCell<Vec<u64>>) {
+        self.state.queue(ready);
+    }
 }
 
 struct Entry {
     gen: u32,
-    live: bool,
-    /// `None` while the task is being polled (it is moved out so it can spawn and wake).
-    task: Option<Task>,
+    /// `None` while the slot is free.
+    task: Option<Rc<Task>>,
 }
 
 /// The slab of tasks.
@@ -124,7 +177,7 @@ impl Tasks {
     }
 
     /// Stores `future` and returns its key; the caller queues the key (the waker starts
-    /// scheduled).
+    /// queued).
     pub(crate) fn insert(
         &mut self,
         future: Pin<Box<dyn Future<Output = ()>>>,
@@ -133,58 +186,48 @@ impl Tasks {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
-                self.entries.push(Entry {
-                    gen: 0,
-                    live: false,
-                    task: None,
-                });
+                self.entries.push(Entry { gen: 0, task: None });
                 u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 tasks")
             }
         };
         let entry = &mut self.entries[index as usize];
         let key = key(index, entry.gen);
         let state = TaskWaker::new(key, Arc::clone(shared));
-        entry.live = true;
-        entry.task = Some(Task {
-            future,
+        entry.task = Some(Rc::new(Task {
+            future: RefCell::new(future),
             waker: Waker::from(Arc::clone(&state)),
             state,
-        });
+        }));
         self.live += 1;
         key
     }
 
-    /// Moves the task out for polling, if `key` still names a live task.
-    pub(crate) fn take(&mut self, key: u64) -> Option<Task> {
+    /// The task `key` names, if it is still live.
+    pub(crate) fn get(&self, key: u64) -> Option<&Rc<Task>> {
         let (index, gen) = split(key);
-        let entry = self.entries.get_mut(index)?;
-        if entry.gen != gen || !entry.live {
+        let entry = self.entries.get(index)?;
+        if entry.gen != gen {
             return None;
         }
-        entry.task.take()
+        entry.task.as_ref()
     }
 
-    /// Puts a task back after a poll that returned `Pending`.
-    pub(crate) fn put_back(&mut self, key: u64, task: Task) {
-        let (index, _) = split(key);
-        self.entries[index].task = Some(task);
-    }
-
-    /// Frees the slot of a task that completed (it was taken out, and the caller drops it).
-    pub(crate) fn remove(&mut self, key: u64) {
+    /// Frees the slot of a task that completed. Returns the slab's reference, for the caller
+    /// to drop outside the borrow.
+    pub(crate) fn remove(&mut self, key: u64) -> Option<Rc<Task>> {
         let (index, gen) = split(key);
         let entry = &mut self.entries[index];
-        debug_assert!(entry.live && entry.gen == gen);
-        entry.live = false;
-        entry.task = None;
+        debug_assert!(entry.task.is_some() && entry.gen == gen);
+        let task = entry.task.take();
         entry.gen = entry.gen.wrapping_add(1);
         self.free
             .push(u32::try_from(index).expect("index came from a u32"));
         self.live -= 1;
+        task
     }
 
     /// Takes every task out, for dropping them while the reactor still exists.
-    pub(crate) fn drain(&mut self) -> Vec<Task> {
+    pub(crate) fn drain(&mut self) -> Vec<Rc<Task>> {
         self.live = 0;
         self.free.clear();
         std::mem::take(&mut self.entries)

@@ -3,7 +3,6 @@
 //! See the [module documentation](super) for the loop and the idle policy.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
@@ -43,10 +42,18 @@ fn bump(c: &Cell<u64>, by: u64) {
 /// The reactor's state; `Rc`-shared with the thread-local "current reactor" while it runs.
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
+    /// `shared.id()`, kept here for the wake path.
+    id: u64,
     rx: Receiver<Message>,
     config: ReactorConfig,
     tasks: RefCell<Tasks>,
-    ready: RefCell<VecDeque<u64>>,
+    /// Keys of the tasks to poll in the next round (each at most once).
+    ready: RefCell<Vec<u64>>,
+    /// The round being run: `ready` as it was when the round began (swapped, so neither
+    /// queue gives up its capacity).
+    running: RefCell<Vec<u64>>,
+    /// Capacity both queues keep: one entry per task and one for the `block_on` future.
+    queue_capacity: Cell<usize>,
     main_ready: Cell<bool>,
     pollers: RefCell<Pollers>,
     pub(crate) timers: RefCell<Timers>,
@@ -69,12 +76,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
         .flatten()
 }
 
-/// Queues `key` on the local ready queue if the reactor `id` is running on this thread.
-pub(crate) fn push_local(id: u64, key: u64) -> bool {
+/// Queues the task of `waker` on the local ready queue (unless it is queued already) if its
+/// reactor is running on this thread. Returns whether it is.
+#[inline]
+pub(crate) fn push_local(waker: &TaskWaker) -> bool {
     CURRENT
         .try_with(|c| match &*c.borrow() {
-            Some(inner) if inner.shared.id() == id => {
-                inner.ready.borrow_mut().push_back(key);
+            Some(inner) if inner.id == waker.reactor() => {
+                waker.queue(&inner.ready);
                 true
             }
             _ => false,
@@ -116,16 +125,14 @@ impl Inner {
             let mut tasks = self.tasks.borrow_mut();
             let key = tasks.insert(Box::pin(async move { out.set(future.await) }), &self.shared);
             // Each task is queued at most once: with room for all of them (and the block_on
-            // future), waking never grows the queue.
-            let mut ready = self.ready.borrow_mut();
+            // future), waking never grows the queue. `running` catches up when the queues
+            // are swapped.
             let want = tasks.len() + 1;
-            let len = ready.len();
-            if ready.capacity() < want {
-                ready.reserve(want - len);
-            }
+            self.queue_capacity.set(self.queue_capacity.get().max(want));
+            reserve(&mut self.ready.borrow_mut(), want);
             key
         };
-        self.ready.borrow_mut().push_back(key);
+        self.ready.borrow_mut().push(key);
         JoinHandle::new(slot)
     }
 
@@ -159,6 +166,11 @@ impl Inner {
     }
 
     fn drain_messages(&self) -> bool {
+        // The common case, nothing sent: two loads instead of a `try_recv`. A message sent
+        // meanwhile waits for the next iteration (or the last look before sleeping).
+        if self.rx.is_empty() {
+            return false;
+        }
         let mut handled = 0;
         while handled < self.config.message_budget {
             let Ok(msg) = self.rx.try_recv() else {
@@ -166,7 +178,7 @@ impl Inner {
             };
             handled += 1;
             match msg {
-                Message::Wake(key) => self.ready.borrow_mut().push_back(key),
+                Message::Wake(key) => self.queue_remote_wake(key),
                 Message::Run(f) => f(),
                 Message::Stop => self.stop.set(true),
             }
@@ -175,32 +187,49 @@ impl Inner {
         handled > 0
     }
 
+    /// A wake from another thread (or from outside the running reactor) arrived.
+    fn queue_remote_wake(&self, key: u64) {
+        if key == MAIN_KEY {
+            self.main_ready.set(true);
+            return;
+        }
+        if let Some(task) = self.tasks.borrow().get(key) {
+            task.queue(&self.ready);
+        } // else finished since
+    }
+
     fn run_ready(&self) -> bool {
         // Only what was queued before this round: a task that wakes itself runs next round,
-        // after the pollers.
-        let queued = self.ready.borrow().len();
-        let mut polled = 0u64;
-        for _ in 0..queued {
-            let Some(key) = self.ready.borrow_mut().pop_front() else {
-                break;
-            };
-            polled += 1;
+        // after the pollers. Wakes during the round go to `ready`, which nothing else
+        // borrows meanwhile; `running` stays borrowed for the round.
+        let mut running = self.running.borrow_mut();
+        {
+            let mut ready = self.ready.borrow_mut();
+            if ready.is_empty() {
+                return false;
+            }
+            std::mem::swap(&mut *ready, &mut *running);
+            reserve(&mut ready, self.queue_capacity.get());
+        }
+        let polled = running.len() as u64;
+        for key in running.drain(..) {
             if key == MAIN_KEY {
                 self.main_ready.set(true);
                 continue;
             }
-            let Some(mut task) = self.tasks.borrow_mut().take(key) else {
+            // Polled in place: the slab is not borrowed during the poll, so the task may
+            // spawn; the `Rc` keeps it alive if it completes.
+            let Some(task) = self.tasks.borrow().get(key).cloned() else {
                 continue; // finished since it was queued
             };
             if task.poll() {
-                self.tasks.borrow_mut().remove(key);
-                drop(task); // outside the borrow: its drop may touch the reactor
-            } else {
-                self.tasks.borrow_mut().put_back(key, task);
+                let slab_ref = self.tasks.borrow_mut().remove(key);
+                drop(slab_ref);
             }
+            drop(task); // outside the borrow: a finished task's drop may touch the reactor
         }
         bump(&self.counters.tasks_polled, polled);
-        polled > 0
+        true
     }
 
     fn run_pollers(&self) -> bool {
@@ -297,11 +326,14 @@ impl Reactor {
         let (tx, rx) = channel::unbounded();
         let shared = Arc::new(Shared::new(core, tx, doorbell));
         let inner = Inner {
+            id: shared.id(),
             shared,
             rx,
             config,
             tasks: RefCell::new(Tasks::default()),
-            ready: RefCell::new(VecDeque::with_capacity(16)),
+            ready: RefCell::new(Vec::with_capacity(16)),
+            running: RefCell::new(Vec::with_capacity(16)),
+            queue_capacity: Cell::new(16),
             main_ready: Cell::new(false),
             pollers: RefCell::new(Pollers::default()),
             timers: RefCell::new(Timers::default()),
@@ -428,6 +460,14 @@ impl fmt::Debug for Reactor {
             .field("tasks", &self.inner.tasks.borrow().len())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// Grows `queue` to hold `capacity` keys (allocates only when it has less).
+fn reserve(queue: &mut Vec<u64>, capacity: usize) {
+    if queue.capacity() < capacity {
+        let len = queue.len();
+        queue.reserve(capacity - len);
     }
 }
 
