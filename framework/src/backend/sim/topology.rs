@@ -77,11 +77,9 @@
 //!   ([`ResetScope::Bus`]), with the root port as [`ResetGroup::bridge`];
 //! - else the function alone ([`ResetScope::Function`]).
 //!
-//! One deliberate difference: the kernel assigns the bus `dev_set` even when the bridge has
-//! `PCI_DEV_FLAGS_NO_BUS_RESET`, and then refuses the hot reset
-//! (`VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` fails with `ENODEV`). Since no reset can then hit more
-//! than one function, the model makes such functions singleton groups, which is what a reset
-//! coordinator needs to know.
+//! A bridge with `bus_reset = false` stands for `PCI_DEV_FLAGS_NO_BUS_RESET`: as in the kernel,
+//! `pci_probe_reset_bus()` then fails (`pci_bus_resettable()` checks the flag on the bridge and
+//! on every device of the bus), so vfio gives each function a `dev_set` of its own.
 //!
 //! Consequences: functions on bus 0 are always alone, and a two-function slot below a root port
 //! is one reset group of two, even when ACS splits it into two IOMMU groups.
