@@ -19,31 +19,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = net::FwdArgs::parse();
-    let quiet = args.json;
-    match net::run_fwd(&args, &mut |line| {
-        if !quiet {
-            println!("{line}");
-        }
-    }) {
-        Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("fwd: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    net::example_main("fwd", args.json, |progress| net::run_fwd(&args, progress))
 }

@@ -522,6 +522,41 @@ fn refill<F: PciFunction>(
     }
 }
 
+/// The whole `main` of the `pktgen` and `fwd` examples: logging to stderr, the run with its
+/// per-second lines (suppressed with `--json`), then the report, or the error prefixed with
+/// the example's `name`.
+pub fn example_main(
+    name: &str,
+    json: bool,
+    run: impl FnOnce(&mut dyn FnMut(&str)) -> Result<NetReport>,
+) -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&mut |line| {
+        if !json {
+            println!("{line}");
+        }
+    }) {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `pktgen`. Per-second lines go to `progress`.
 pub fn run_pktgen(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<NetReport> {
     args.validate()?;
