@@ -1,0 +1,3 @@
+//! userpci Intel 82576 (igb) driver. (Being written.)
+
+#![forbid(unsafe_code)]
