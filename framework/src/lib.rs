@@ -8,6 +8,7 @@ pub mod backend;
 pub mod device;
 pub mod dma;
 pub mod error;
+pub mod net;
 pub mod pci;
 pub mod reset;
 pub mod runtime;
