@@ -38,6 +38,7 @@ mod error;
 pub mod init;
 mod irq;
 mod link;
+mod net_port;
 mod participant;
 mod rx;
 pub mod stats;
