@@ -1,0 +1,5 @@
+use super::b::helper;
+
+pub fn run() {
+    helper();
+}

@@ -1,0 +1,3 @@
+use super::Inner;
+
+pub fn quiesce(_inner: &Inner) {}

@@ -1,0 +1,3 @@
+pub struct RxRing;
+use crate::Counters;
+pub fn count(_c: &Counters) {}

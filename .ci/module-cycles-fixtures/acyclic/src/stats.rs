@@ -1,0 +1,3 @@
+pub fn speed() -> usize {
+    std::mem::size_of::<crate::state::Speed>()
+}

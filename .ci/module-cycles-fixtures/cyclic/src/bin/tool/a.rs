@@ -1,0 +1,7 @@
+use super::b::helper;
+
+pub fn run() {
+    helper();
+}
+
+pub fn config() {}

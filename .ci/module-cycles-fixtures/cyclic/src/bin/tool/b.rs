@@ -1,0 +1,3 @@
+pub fn helper() {
+    super::a::config();
+}

@@ -1,0 +1,6 @@
+mod a;
+mod b;
+
+fn main() {
+    a::run();
+}

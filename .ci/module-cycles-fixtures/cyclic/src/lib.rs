@@ -1,0 +1,4 @@
+mod controller;
+mod link;
+mod rx;
+mod stats;

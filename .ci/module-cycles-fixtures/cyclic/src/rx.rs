@@ -1,0 +1,3 @@
+pub struct RxRing;
+use crate::stats::Counters;
+pub fn count(_c: &Counters) {}
