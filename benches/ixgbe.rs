@@ -35,7 +35,9 @@ const SIZE: usize = 60;
 /// Runs `iters` rounds; returns (total time, time inside `advance`).
 fn rounds(
     clock: &userpci::framework::backend::sim::SimClock,
-    fwd: &mut net::Forwarder<userpci::framework::backend::sim::SimFunction>,
+    fwd: &mut net::Forwarder<
+        userpci::ixgbe::IxgbeDevice<userpci::framework::backend::sim::SimFunction>,
+    >,
     batch: usize,
     iters: u64,
     split: bool,

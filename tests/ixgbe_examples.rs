@@ -148,3 +148,21 @@ fn a_real_device_fails_with_the_backends_error() {
     ]));
     assert!(!err.is_empty());
 }
+
+#[test]
+fn real_ports_get_the_driver_of_their_ids() {
+    use net::hw::Driver;
+    assert_eq!(Driver::for_ids(0x8086, 0x10FB), Some(Driver::Ixgbe), "82599ES SFP");
+    assert_eq!(Driver::for_ids(0x8086, 0x0953), None, "an Intel NVMe controller");
+    assert_eq!(Driver::for_ids(0x15b3, 0x10FB), None, "not Intel");
+    let err = NetError::UnsupportedNic {
+        address: "0000:03:00.0".parse().unwrap(),
+        vendor: 0x1af4,
+        device: 0x1041,
+    };
+    assert_eq!(
+        err.to_string(),
+        "0000:03:00.0: vendor 0x1af4 device 0x1041 is not a NIC userpci drives \
+         (expected an Intel 82599 for ixgbe or an Intel 82576 for igb)"
+    );
+}
