@@ -6,7 +6,7 @@ use userpci_framework::device::{PciFunction, PciFunctionExt, RegisterIo};
 use userpci_framework::reset::ResetCause;
 
 use super::state::{ControllerState, QpairState};
-use super::{AdminState, Inner};
+use super::inner::{AdminState, Inner};
 use crate::error::{Error, Result};
 use crate::spec::SubmissionEntry;
 

@@ -77,7 +77,7 @@ use userpci_framework::runtime::CoreLocal;
 
 use crate::buffer::IoBuffer;
 use crate::controller::state::QpairShared;
-use crate::controller::{Inner, QueueMemory};
+use crate::controller::inner::{Inner, QueueMemory};
 use crate::error::{Error, Result};
 use crate::prp::{self, PrpListPages, PAGE_SIZE};
 use crate::queue::{CqRing, Doorbell, SqRing};
