@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use userpci_framework::device::{PciFunction, PciFunctionExt, RegisterIo};
 use userpci_framework::reset::ResetCause;
 
-use super::state::{ControllerState, QpairState};
 use super::inner::{AdminState, Inner};
+use super::state::{ControllerState, QpairState};
 use crate::error::{Error, Result};
 use crate::spec::SubmissionEntry;
 

@@ -76,8 +76,8 @@ use userpci_framework::pci::PciAddress;
 use userpci_framework::runtime::CoreLocal;
 
 use crate::buffer::IoBuffer;
-use crate::controller::state::QpairShared;
 use crate::controller::inner::{Inner, QueueMemory};
+use crate::controller::state::QpairShared;
 use crate::error::{Error, Result};
 use crate::prp::{self, PrpListPages, PAGE_SIZE};
 use crate::queue::{CqRing, Doorbell, SqRing};
