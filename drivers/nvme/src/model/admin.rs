@@ -3,8 +3,8 @@
 
 use userpci_framework::backend::sim::ModelContext;
 
-use super::controller::Outcome;
 use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
+use super::shared::Outcome;
 use super::{prp, NvmeModel};
 use crate::spec::admin::{CreateIoCq, CreateIoSq, GetFeatures, GetLogPage, Identify, SetFeatures};
 use crate::spec::features::{FeatureId, NumberOfQueues};

@@ -1,12 +1,11 @@
-//! The model's parameters: [`NvmeModelConfig`], its checks, and the topology-file factory.
+//! The model's parameters: [`NvmeModelConfig`] and its checks (the topology-file factory that
+//! reads them is in the module root).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use userpci_framework::backend::sim::{DeviceModel, ModelRegistry};
 use userpci_framework::{Error, Result};
 
-use super::NvmeModel;
 use crate::spec::registers::DOORBELLS;
 
 /// The name models are registered under in topology files (`model = "nvme"`).
@@ -221,16 +220,4 @@ impl NvmeModelConfig {
         config.validate()?;
         Ok(config)
     }
-}
-
-/// Builds an NVMe controller model from topology-file parameters (see [`NvmeModelConfig`];
-/// the keys are its field names, with `ready_delay_us` and `latency_ns` for the durations).
-pub fn factory(params: &toml::Table) -> Result<Box<dyn DeviceModel>> {
-    let config = NvmeModelConfig::from_params(params)?;
-    Ok(Box::new(NvmeModel::new(config)?))
-}
-
-/// Registers the model as [`MODEL_NAME`].
-pub fn register(registry: &mut ModelRegistry) {
-    registry.register(MODEL_NAME, factory);
 }

@@ -10,38 +10,20 @@ use userpci_framework::Result;
 use super::config::NvmeModelConfig;
 use super::events::{ErrorLog, Events, SmartCounters};
 use super::faults::{Faults, NvmeModelStats, Recovery};
-use super::nvm::Namespace;
+use super::namespace::Namespace;
 use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
+use super::shared::{AERL, TIMER_COALESCE, TIMER_COMMAND};
 use super::storage::CHUNK;
 use crate::spec::log::AsyncEvent;
 use crate::spec::queue::{IOCQES, IOSQES};
 use crate::spec::registers::{self as regs, Aqa, Cap, Cc, Csts, Vs};
-use crate::spec::Status;
 
 /// `CAP.MPSMAX`: 64 KiB pages, as QEMU.
 pub(super) const MPSMAX: u8 = 4;
-/// Asynchronous Event Request Limit, zero-based (4 outstanding), as QEMU.
-pub(super) const AERL: u8 = 3;
 
 const TIMER_READY_ON: u64 = 1;
 const TIMER_READY_OFF: u64 = 2;
-pub(super) const TIMER_COMMAND: u64 = 3;
-pub(super) const TIMER_COALESCE: u64 = 4;
 const GENERATION_BITS: u32 = 40;
-
-/// What executing a command led to.
-pub(super) enum Outcome {
-    /// Complete with completion DW0 and a status.
-    Done(u32, Status),
-    /// Held by the controller (an Asynchronous Event Request): no completion yet.
-    Parked,
-}
-
-impl Outcome {
-    pub(super) fn status(status: Status) -> Self {
-        Outcome::Done(0, status)
-    }
-}
 
 /// The settable features (reset to defaults by every reset).
 #[derive(Clone, Copy, Debug, Default)]

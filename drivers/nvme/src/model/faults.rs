@@ -1,4 +1,5 @@
-//! Fault injection and the model's counters.
+//! Fault injection and the model's counters: the faults as state here, the methods that set
+//! them on the model in `inject.rs`.
 //!
 //! Faults are set on the model through `SimBus::with_model::<NvmeModel, _>`. Two kinds:
 //!
@@ -9,10 +10,14 @@
 //!   stay armed across resets until they fire or are cleared.
 //!
 //! Clearing a hang does not by itself resume work: the next doorbell write or timer does.
+//!
+//! [`NvmeModel::hang`]: super::NvmeModel::hang
+//! [`NvmeModel::fatal`]: super::NvmeModel::fatal
+//! [`NvmeModel::clear_faults`]: super::NvmeModel::clear_faults
+//! [`NvmeModel::fail_command`]: super::NvmeModel::fail_command
+//! [`NvmeModel::corrupt_next_completion`]: super::NvmeModel::corrupt_next_completion
 
 use crate::spec::Status;
-
-use super::NvmeModel;
 
 /// Which commands a one-shot fault applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,42 +165,6 @@ impl Faults {
         let status = *status;
         self.fail = None;
         Some(status)
-    }
-}
-
-impl NvmeModel {
-    /// Fails the `nth` command of `class` from now (1 for the next one) with `status`: it
-    /// completes with that status and has no other effect.
-    pub fn fail_command(&mut self, class: CommandClass, nth: u32, status: Status) {
-        self.faults.fail = Some((class, nth.max(1), status));
-    }
-
-    /// Stops fetching, executing and completing commands; doorbell writes are still accepted
-    /// and counted. Lasts until `until` (or [`NvmeModel::clear_faults`]).
-    pub fn hang(&mut self, until: Recovery) {
-        self.faults.hang = Some(until);
-    }
-
-    /// Sets `CSTS.CFS` and stops all processing until `until` (or
-    /// [`NvmeModel::clear_faults`]).
-    pub fn fatal(&mut self, until: Recovery) {
-        self.faults.fatal = Some(until);
-    }
-
-    /// Corrupts the next completion posted for a command of `class`.
-    pub fn corrupt_next_completion(&mut self, class: CommandClass, corruption: Corruption) {
-        self.faults.corrupt = Some((class, corruption));
-    }
-
-    /// Clears every injected fault (not a fatal state the controller reached by itself, such
-    /// as a completion it could not write).
-    pub fn clear_faults(&mut self) {
-        self.faults = Faults::default();
-    }
-
-    /// The model's counters.
-    pub fn stats(&self) -> NvmeModelStats {
-        self.stats
     }
 }
 

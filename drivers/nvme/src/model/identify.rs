@@ -4,8 +4,8 @@
 
 use bytemuck::Zeroable;
 
-use super::controller::AERL;
 use super::events::ERROR_LOG_ENTRIES;
+use super::shared::AERL;
 use super::NvmeModel;
 use crate::spec::identify::IdentifyController;
 use crate::spec::identify_ns::{IdentifyNamespace, LbaFormat};

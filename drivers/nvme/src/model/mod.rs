@@ -77,25 +77,44 @@
 //! [`NvmeModel::stats`] with [`ProtocolViolations`].
 
 mod admin;
+mod async_events;
 mod config;
 mod controller;
 mod events;
 pub mod faults;
 mod identify;
+mod inject;
+mod namespace;
 mod nvm;
 mod processing;
 mod prp;
 mod queues;
+mod shared;
 mod storage;
 
 use std::any::Any;
 
-use userpci_framework::backend::sim::{BarInfo, DeviceModel, ModelContext, ModelInfo, ResetKind};
+use userpci_framework::backend::sim::{
+    BarInfo, DeviceModel, ModelContext, ModelInfo, ModelRegistry, ResetKind,
+};
+use userpci_framework::Result;
 
-pub use config::{factory, register, NvmeModelConfig, MODEL_NAME};
+pub use config::{NvmeModelConfig, MODEL_NAME};
 pub use controller::NvmeModel;
 pub use faults::{CommandClass, Corruption, NvmeModelStats, ProtocolViolations, Recovery};
 pub use identify::{CLASS_CODE, DEVICE_ID, FIRMWARE_REVISION, SUBSYSTEM_VENDOR_ID, VENDOR_ID};
+
+/// Builds an NVMe controller model from topology-file parameters (see [`NvmeModelConfig`];
+/// the keys are its field names, with `ready_delay_us` and `latency_ns` for the durations).
+pub fn factory(params: &toml::Table) -> Result<Box<dyn DeviceModel>> {
+    let config = NvmeModelConfig::from_params(params)?;
+    Ok(Box::new(NvmeModel::new(config)?))
+}
+
+/// Registers the model as [`MODEL_NAME`].
+pub fn register(registry: &mut ModelRegistry) {
+    registry.register(MODEL_NAME, factory);
+}
 
 /// QEMU's controller revision.
 const REVISION: u8 = 0x02;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use userpci_framework::backend::sim::ModelContext;
 
-use super::controller::{Outcome, TIMER_COALESCE, TIMER_COMMAND};
 use super::faults::Corruption;
 use super::queues::{Inflight, PendingCqe};
+use super::shared::{Outcome, TIMER_COALESCE, TIMER_COMMAND};
 use super::NvmeModel;
 use crate::spec::features::InterruptCoalescing;
 use crate::spec::{CompletionEntry, Status, SubmissionEntry};
