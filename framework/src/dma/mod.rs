@@ -1,5 +1,6 @@
 //! DMA memory: locked host memory, IOMMU address spaces, typed buffers and buffer pools.
 
+mod allocate;
 mod iova;
 mod memory;
 pub mod pool;

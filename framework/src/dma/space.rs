@@ -1,16 +1,15 @@
-//! IOMMU address spaces: the mapper a backend provides and the allocator on top of it.
+//! IOMMU address spaces: the mapper a backend provides and the IOVA allocator on top of it.
+//! Mapping memory into a space (`DmaSpace::allocate*`) is in `allocate.rs`, above both this
+//! file and the regions it hands out.
 
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 
 use super::iova::{IovaAllocator, IovaRange};
-use super::memory::HostMemory;
-use super::region::{DmaArray, DmaBuffer, DmaRegion};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Which way a device may move data through a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,62 +87,15 @@ impl DmaSpace {
         &self.mapper
     }
 
-    /// Allocates locked host memory of at least `len` bytes and maps it for the device.
-    ///
-    /// The IOVA is aligned to the backing page size, so a hugepage maps as one IOMMU large page.
-    pub fn allocate(self: &Arc<Self>, len: usize, direction: DmaDirection) -> Result<DmaRegion> {
-        let mut memory = HostMemory::allocate(len)?;
-        let mapped_len = memory.len();
-        let iova = self
-            .iova
+    /// Takes `len` bytes of IOVA aligned to `align`, for a mapping about to be made.
+    pub(super) fn alloc_iova(&self, len: usize, align: usize) -> Result<u64> {
+        self.iova
             .lock()
             .expect("IOVA allocator lock poisoned")
-            .alloc(mapped_len as u64, memory.page_size() as u64)?;
-        let host = memory.base();
-        // SAFETY: `host` is a page-aligned mapping of `mapped_len` bytes owned by `memory`,
-        // which the returned region keeps until it has unmapped this range in its `Drop`.
-        let mapped = unsafe { self.mapper.map(iova, host, mapped_len, direction) };
-        if let Err(err) = mapped {
-            self.free_iova(iova, mapped_len);
-            return Err(err);
-        }
-        tracing::trace!(space = %self.name(), iova, len = mapped_len, ?direction, "DMA map");
-        Ok(DmaRegion::new(
-            Arc::clone(self),
-            memory,
-            host,
-            len,
-            iova,
-            direction,
-        ))
+            .alloc(len as u64, align as u64)
     }
 
-    /// An array of `count` `T`s in device-visible memory (queues, descriptor rings).
-    pub fn allocate_array<T: Pod>(
-        self: &Arc<Self>,
-        count: usize,
-        direction: DmaDirection,
-    ) -> Result<DmaArray<T>> {
-        let bytes = count
-            .checked_mul(std::mem::size_of::<T>())
-            .filter(|&b| b > 0)
-            .ok_or(Error::InvalidDmaSize {
-                len: count,
-                reason: "array element count must be non-zero and fit in memory",
-            })?;
-        Ok(DmaArray::new(self.allocate(bytes, direction)?, count))
-    }
-
-    /// A data buffer of `len` bytes that software fills or reads between I/Os.
-    pub fn allocate_buffer(
-        self: &Arc<Self>,
-        len: usize,
-        direction: DmaDirection,
-    ) -> Result<DmaBuffer> {
-        Ok(DmaBuffer::new(self.allocate(len, direction)?))
-    }
-
-    /// Called by [`DmaRegion`]'s drop after a successful unmap.
+    /// Called by `DmaRegion`'s drop after a successful unmap.
     pub(super) fn free_iova(&self, iova: u64, len: usize) {
         let result = self
             .iova
