@@ -1,85 +1,20 @@
 //! [`VfioContext`]: opens functions, in one mode, into one DMA address space.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
 
 use vfio_bindings::bindings::vfio;
 
 use super::container::{Container, VfioGroup};
 use super::device::VfioFunction;
 use super::iommufd::IommufdContext;
-use super::{is_vfio_driver, open_error, select_mode, ModeChoice, VfioMode, VfioOptions, VfioSys};
-use crate::dma::{DmaSpace, IommuMapper, IovaRange};
+use super::shared::{ioctl_error, Backend, BackendKind, ContextInner, ContextState, OpenedDevice};
+use super::{is_vfio_driver, open_error, select_mode, VfioMode, VfioOptions};
+use crate::dma::{DmaSpace, IovaRange};
 use crate::error::{Error, Result};
 use crate::pci::{PciAddress, PciFunctionInfo, SysfsPci};
-use crate::time::{Clock, SystemClock};
-
-/// The IOMMU behind a context.
-#[derive(Clone, Debug)]
-pub(super) enum BackendKind {
-    Iommufd(Arc<IommufdContext>),
-    Group(Arc<Container>),
-}
-
-impl BackendKind {
-    fn mapper(&self) -> Arc<dyn IommuMapper> {
-        match self {
-            BackendKind::Iommufd(ctx) => ctx.clone(),
-            BackendKind::Group(container) => container.clone(),
-        }
-    }
-}
-
-struct Backend {
-    mode: VfioMode,
-    reason: String,
-    kind: BackendKind,
-    /// The space and the ranges it was created with, once a device is attached.
-    space: Option<(Arc<DmaSpace>, Vec<IovaRange>)>,
-}
-
-#[derive(Default)]
-struct ContextState {
-    backend: Option<Backend>,
-    /// Functions open through this context, with their iommufd device id.
-    open: BTreeMap<PciAddress, Option<u32>>,
-}
-
-/// What a context shares with its functions.
-pub(super) struct ContextInner {
-    pub(super) sys: Arc<dyn VfioSys>,
-    pub(super) sysfs: SysfsPci,
-    dev_root: PathBuf,
-    choice: ModeChoice,
-    pub(super) clock: Arc<dyn Clock>,
-    state: Mutex<ContextState>,
-}
-
-impl ContextInner {
-    fn lock(&self) -> MutexGuard<'_, ContextState> {
-        self.state.lock().expect("VFIO context lock poisoned")
-    }
-
-    /// Forgets an open function (its `Drop`).
-    pub(super) fn release(&self, address: PciAddress) {
-        self.lock().open.remove(&address);
-    }
-
-    /// The device ids of the functions open through this context.
-    pub(super) fn open_functions(&self) -> BTreeMap<PciAddress, Option<u32>> {
-        self.lock().open.clone()
-    }
-}
-
-/// A device opened into a context, before it becomes a [`VfioFunction`].
-pub(super) struct OpenedDevice {
-    pub(super) fd: OwnedFd,
-    pub(super) devid: Option<u32>,
-    pub(super) iommu_group: u32,
-}
+use crate::time::SystemClock;
 
 /// A handle on the VFIO subsystem: opens functions, all into one IOAS (iommufd mode) or one
 /// container (group mode) and one [`DmaSpace`]. Cheap to clone; functions keep it alive.
@@ -407,19 +342,6 @@ fn check_still_covered(space: &DmaSpace, ranges: &[IovaRange], device: PciAddres
         ranges: format!("{now:?}"),
         allocated: format!("{ranges:?}"),
     })
-}
-
-pub(super) fn ioctl_error(
-    device: PciAddress,
-    ioctl: &'static str,
-    source: std::io::Error,
-) -> Error {
-    Error::VfioIoctl {
-        context: device.to_string(),
-        ioctl,
-        hint: String::new(),
-        source,
-    }
 }
 
 impl crate::reset::FunctionOpener for VfioContext {

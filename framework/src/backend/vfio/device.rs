@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 
 use vfio_bindings::bindings::vfio;
 
-use super::context::{ioctl_error, BackendKind, ContextInner, OpenedDevice};
 use super::reply::HotResetInfo;
-use super::reset;
+use super::reset::{self, ResetTarget};
+use super::shared::{ioctl_error, BackendKind, ContextInner, OpenedDevice};
 use super::sys::{IrqSet, VfioSys};
 use super::VfioMode;
 use crate::device::config::BAR0;
@@ -193,7 +193,20 @@ impl VfioFunction {
 
     /// The raw hot-reset info (`None`: no slot or bus reset reaches the function).
     pub fn hot_reset_info(&self) -> Result<Option<HotResetInfo>> {
-        reset::query_info(self)
+        reset::query_info(&self.reset_target())
+    }
+
+    /// What the reset code needs of this function.
+    fn reset_target(&self) -> ResetTarget<'_> {
+        ResetTarget {
+            address: self.address,
+            iommu_group: self.iommu_group,
+            reset_methods: &self.reset_methods,
+            fd: self.fd(),
+            sys: &*self.sys,
+            sysfs: &self.inner.sysfs,
+            backend: &self.backend,
+        }
     }
 
     /// The device fd.
@@ -500,14 +513,14 @@ impl PciFunction for VfioFunction {
     }
 
     fn reset_group(&self) -> Result<Vec<ResetGroupMember>> {
-        Ok(reset::members(self)?
+        Ok(reset::members(&self.reset_target())?
             .into_iter()
             .map(|view| view.member)
             .collect())
     }
 
     fn reset_group_hot(&self) -> Result<()> {
-        reset::hot_reset(self)
+        reset::hot_reset(&self.reset_target())
     }
 
     fn clock(&self) -> &Arc<dyn Clock> {

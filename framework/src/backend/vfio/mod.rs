@@ -41,6 +41,7 @@ mod iommufd;
 mod kernel;
 pub mod reply;
 mod reset;
+mod shared;
 pub mod sys;
 
 use std::fmt;

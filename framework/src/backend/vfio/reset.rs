@@ -21,13 +21,13 @@
 use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
 
-use super::context::{ioctl_error, BackendKind};
-use super::device::VfioFunction;
 use super::is_vfio_driver;
 use super::reply::{hot_reset_info_count, parse_hot_reset_info, DependentId, HotResetInfo};
-use super::sys::{DEPENDENT_DEVICE_SIZE, HOT_RESET_INFO_HEADER};
-use crate::device::{Ownership, PciFunction, ResetGroupMember, ResetMethod};
+use super::shared::{ioctl_error, BackendKind};
+use super::sys::{VfioSys, DEPENDENT_DEVICE_SIZE, HOT_RESET_INFO_HEADER};
+use crate::device::{Ownership, ResetGroupMember, ResetMethod};
 use crate::error::{Error, Result};
+use crate::pci::{PciAddress, SysfsPci};
 
 /// Most times the hot-reset info is retried after ENOSPC (the bus may change between calls).
 const INFO_RETRIES: usize = 4;
@@ -35,6 +35,18 @@ const INFO_RETRIES: usize = 4;
 /// The refusal when no slot or bus reset reaches the function, worded as the simulated bus's.
 const NO_BUS_RESET: &str =
     "no slot or bus reset can reach this function (root bus, or bus reset disabled on its bridge)";
+
+/// What a reset query needs of an open function: who it is, its device fd and how its context
+/// reaches the IOMMU. `VfioFunction` lends one out, so this file sits below the function.
+pub(super) struct ResetTarget<'a> {
+    pub(super) address: PciAddress,
+    pub(super) iommu_group: u32,
+    pub(super) reset_methods: &'a [ResetMethod],
+    pub(super) fd: BorrowedFd<'a>,
+    pub(super) sys: &'a dyn VfioSys,
+    pub(super) sysfs: &'a SysfsPci,
+    pub(super) backend: &'a BackendKind,
+}
 
 /// A member of the reset group, and why it blocks a hot reset if it does.
 pub(super) struct MemberView {
@@ -56,13 +68,13 @@ pub(super) fn methods_text(methods: &[ResetMethod]) -> String {
 
 /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: a header-only call first; on ENOSPC, room for the
 /// count the kernel wrote back, and again. `None` on ENODEV (no slot or bus reset).
-pub(super) fn query_info(function: &VfioFunction) -> Result<Option<HotResetInfo>> {
-    let address = function.address();
+pub(super) fn query_info(target: &ResetTarget<'_>) -> Result<Option<HotResetInfo>> {
+    let address = target.address;
     let mut buf = vec![0u8; HOT_RESET_INFO_HEADER];
     for _ in 0..INFO_RETRIES {
-        match function
+        match target
             .sys
-            .device_get_pci_hot_reset_info(function.fd(), &mut buf)
+            .device_get_pci_hot_reset_info(target.fd, &mut buf)
         {
             Ok(()) => {
                 return parse_hot_reset_info(&buf)
@@ -97,13 +109,13 @@ pub(super) fn query_info(function: &VfioFunction) -> Result<Option<HotResetInfo>
 
 /// The reset group with each member's ownership and, for the unowned, the blocker text. With
 /// no slot or bus reset, the function alone.
-pub(super) fn members(function: &VfioFunction) -> Result<Vec<MemberView>> {
-    Ok(views(function)?.unwrap_or_else(|| {
+pub(super) fn members(target: &ResetTarget<'_>) -> Result<Vec<MemberView>> {
+    Ok(views(target)?.unwrap_or_else(|| {
         vec![MemberView {
             member: ResetGroupMember {
-                address: function.address(),
-                iommu_group: Some(function.iommu_group()),
-                reset_methods: function.reset_methods(),
+                address: target.address,
+                iommu_group: Some(target.iommu_group),
+                reset_methods: target.reset_methods.to_vec(),
                 ownership: Ownership::Owned,
             },
             blocker: None,
@@ -112,11 +124,11 @@ pub(super) fn members(function: &VfioFunction) -> Result<Vec<MemberView>> {
 }
 
 /// The members as the hot-reset info reports them; `None` without a slot or bus reset.
-fn views(function: &VfioFunction) -> Result<Option<Vec<MemberView>>> {
-    let Some(info) = query_info(function)? else {
+fn views(target: &ResetTarget<'_>) -> Result<Option<Vec<MemberView>>> {
+    let Some(info) = query_info(target)? else {
         return Ok(None);
     };
-    let sysfs = &function.inner.sysfs;
+    let sysfs = target.sysfs;
     Ok(Some(
         info.devices
             .iter()
@@ -154,7 +166,7 @@ fn views(function: &VfioFunction) -> Result<Option<Vec<MemberView>>> {
                 };
                 let (ownership, blocker) = match dev.id {
                     DependentId::Group(group) => {
-                        let held = match &function.backend {
+                        let held = match target.backend {
                             BackendKind::Group(container) => container.group(group).is_some(),
                             BackendKind::Iommufd(_) => false,
                         };
@@ -185,9 +197,9 @@ fn views(function: &VfioFunction) -> Result<Option<Vec<MemberView>>> {
 
 /// `VFIO_DEVICE_PCI_HOT_RESET`, refused up front (naming every blocker) unless every member is
 /// owned.
-pub(super) fn hot_reset(function: &VfioFunction) -> Result<()> {
-    let address = function.address();
-    let Some(views) = views(function)? else {
+pub(super) fn hot_reset(target: &ResetTarget<'_>) -> Result<()> {
+    let address = target.address;
+    let Some(views) = views(target)? else {
         return Err(Error::HotResetRefused {
             device: address,
             blockers: NO_BUS_RESET.to_string(),
@@ -201,7 +213,7 @@ pub(super) fn hot_reset(function: &VfioFunction) -> Result<()> {
         });
     }
     // Group mode: the fd of every affected group, each once. cdev mode: none at all.
-    let groups: Vec<_> = match &function.backend {
+    let groups: Vec<_> = match target.backend {
         BackendKind::Group(container) => {
             let ids: BTreeSet<u32> = views.iter().filter_map(|v| v.member.iommu_group).collect();
             ids.into_iter()
@@ -212,7 +224,7 @@ pub(super) fn hot_reset(function: &VfioFunction) -> Result<()> {
     };
     let fds: Vec<BorrowedFd<'_>> = groups.iter().map(|g| g.fd()).collect();
     tracing::debug!(device = %address, groups = fds.len(), "VFIO: hot reset");
-    let Err(source) = function.sys.device_pci_hot_reset(function.fd(), &fds) else {
+    let Err(source) = target.sys.device_pci_hot_reset(target.fd, &fds) else {
         return Ok(());
     };
     let errno = source.raw_os_error();
@@ -223,7 +235,7 @@ pub(super) fn hot_reset(function: &VfioFunction) -> Result<()> {
         }),
         Some(libc::EINVAL | libc::EPERM | libc::EBUSY) => {
             // Something changed between the check and the call: name what blocks now.
-            let now: Vec<String> = members(function)
+            let now: Vec<String> = members(target)
                 .map(|v| v.into_iter().filter_map(|v| v.blocker).collect())
                 .unwrap_or_default();
             let why = match errno {
