@@ -9,6 +9,7 @@
 //!   [`POLL_CHECK_EVERY`] checks.
 //! - [`sleep`](Backend::sleep) blocks until an fd fires or the timeout passes.
 
+mod common;
 mod poll;
 pub(crate) mod uring;
 
@@ -19,14 +20,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+pub(crate) use common::GEN_MASK;
 pub(crate) use poll::PollSleeper;
 pub(crate) use uring::UringSleeper;
-
-/// Generations are kept to 30 bits so that they fit in io_uring user data next to the index.
-pub(crate) const GEN_MASK: u32 = (1 << 30) - 1;
-
-/// The `ppoll` backend looks at its fds without blocking once per this many checks.
-pub(crate) const POLL_CHECK_EVERY: u32 = 64;
 
 /// Which mechanism an idle reactor sleeps in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,14 +113,5 @@ impl Backend {
             Backend::Uring(s) => s.sleep(timeout, fired),
             Backend::Poll(s) => s.sleep(timeout, fired),
         }
-    }
-}
-
-/// A `timespec` for `timeout`, saturating at `time_t::MAX` seconds.
-pub(crate) fn timespec(timeout: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        // Always below 1e9, which fits every c_long (32 or 64 bits).
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
     }
 }

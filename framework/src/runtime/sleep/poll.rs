@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{timespec, POLL_CHECK_EVERY};
+use super::common::{timespec, POLL_CHECK_EVERY};
 
 /// Sleeps in `ppoll` on a set of eventfds.
 pub(crate) struct PollSleeper {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::GEN_MASK;
+use super::common::GEN_MASK;
 
 const KIND_SHIFT: u32 = 62;
 const KIND_POLL: u64 = 1;
