@@ -1,175 +1,19 @@
-//! Talking to a core from elsewhere: [`CoreHandle`] (one reactor), [`Runtime`] (one pinned
-//! reactor thread per core) and [`RuntimeHandle`] (all of them, `Send + Clone`).
-//!
-//! Everything goes through the reactor's crossbeam channel: closures to run, futures to spawn
-//! (sent as `Send` factories, since the futures themselves are `!Send`), task wakes from other
-//! threads, and stop requests. A sender rings the reactor's doorbell eventfd only when the
-//! reactor is asleep (the `sleeping` flag, checked after the send with a `SeqCst` fence that
-//! pairs with the reactor's fence between setting the flag and its last look at the channel),
-//! so messages to a busy core cost no system call.
+//! Many cores: [`Runtime`] (one pinned reactor thread per core) and [`RuntimeHandle`] (all of
+//! them, `Send + Clone`), on top of the [`Reactor`] and the [`CoreHandle`] of each core.
+//! How a message reaches a core is in `mailbox.rs`.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam::channel::{self, Sender};
+use crossbeam::channel;
 
 use super::affinity::{self, format_cpu_list};
 use super::config::ReactorConfig;
-use super::reactor::{self, Reactor};
-use crate::device::EventFd;
+use super::core_handle::CoreHandle;
+use super::reactor::Reactor;
 use crate::error::{Error, Result};
-
-pub(crate) enum Message {
-    /// A task of this reactor was woken from another thread.
-    Wake(u64),
-    /// Run this on the reactor's thread.
-    Run(Box<dyn FnOnce() + Send>),
-    /// Return from `Reactor::run`.
-    Stop,
-}
-
-/// The part of a reactor that other threads hold.
-pub(crate) struct Shared {
-    id: u64,
-    core: Option<usize>,
-    label: usize,
-    tx: Sender<Message>,
-    doorbell: Arc<EventFd>,
-    sleeping: AtomicBool,
-}
-
-impl Shared {
-    pub(crate) fn new(core: Option<usize>, tx: Sender<Message>, doorbell: Arc<EventFd>) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            core,
-            label: core.or_else(affinity::current_cpu).unwrap_or(0),
-            tx,
-            doorbell,
-            sleeping: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    pub(crate) fn core(&self) -> Option<usize> {
-        self.core
-    }
-
-    /// The pinned core, or for an unpinned reactor the CPU it was created on (for messages).
-    pub(crate) fn label(&self) -> usize {
-        self.label
-    }
-
-    pub(crate) fn send(&self, msg: Message) -> Result<()> {
-        self.tx
-            .send(msg)
-            .map_err(|_| Error::RuntimeGone { core: self.label })?;
-        // Pairs with the fence in `announce_sleep`: either the reactor sees the message in its
-        // last look, or we see it sleeping here and ring.
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) {
-            self.ring();
-        }
-        Ok(())
-    }
-
-    /// Wakes the reactor if it is asleep (only the first of several concurrent callers rings).
-    pub(crate) fn ring(&self) {
-        if self.sleeping.swap(false, Ordering::AcqRel) {
-            if let Err(err) = self.doorbell.signal() {
-                tracing::warn!(core = self.label, error = %err, "cannot ring reactor doorbell");
-            }
-        }
-    }
-
-    /// Called by the reactor before its last look at its queues ahead of sleeping.
-    pub(crate) fn announce_sleep(&self) {
-        self.sleeping.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-    }
-
-    pub(crate) fn end_sleep(&self) {
-        self.sleeping.store(false, Ordering::Relaxed);
-    }
-
-    pub(crate) fn is_sleeping(&self) -> bool {
-        self.sleeping.load(Ordering::Relaxed)
-    }
-}
-
-/// A `Send + Sync` handle to one core's reactor: submit work to it, wake it, stop it.
-#[derive(Clone)]
-pub struct CoreHandle {
-    shared: Arc<Shared>,
-}
-
-impl CoreHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        CoreHandle { shared }
-    }
-
-    /// The handle of the reactor running on this thread, if any.
-    pub fn current() -> Option<CoreHandle> {
-        reactor::with_current(|inner| CoreHandle::new(Arc::clone(&inner.shared)))
-    }
-
-    /// The core the reactor is pinned to; `None` for a reactor on an unpinned thread.
-    pub fn core(&self) -> Option<usize> {
-        self.shared.core()
-    }
-
-    /// Runs `f` on the reactor's thread, between two loop iterations.
-    pub fn run<F>(&self, f: F) -> Result<()>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.shared.send(Message::Run(Box::new(f)))
-    }
-
-    /// Spawns the future that `factory` builds, on the reactor's thread.
-    ///
-    /// The future may be `!Send` (hold queue pairs, `Rc`s): only the factory crosses threads.
-    pub fn spawn<F, Fut>(&self, factory: F) -> Result<()>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        self.run(move || {
-            reactor::spawn_local(factory());
-        })
-    }
-
-    /// Wakes the reactor if it sleeps.
-    pub fn wake(&self) {
-        self.shared.ring();
-    }
-
-    /// Whether the reactor is in (or about to enter) its idle sleep.
-    pub fn is_sleeping(&self) -> bool {
-        self.shared.is_sleeping()
-    }
-
-    /// Makes [`Reactor::run`] return after its current iteration.
-    pub fn stop(&self) -> Result<()> {
-        self.shared.send(Message::Stop)
-    }
-}
-
-impl fmt::Debug for CoreHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CoreHandle")
-            .field("core", &self.shared.core)
-            .field("sleeping", &self.is_sleeping())
-            .finish()
-    }
-}
 
 /// Handles to every core of a [`Runtime`]. `Send + Sync + Clone`.
 #[derive(Clone, Debug)]

@@ -27,9 +27,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use super::cross_core::{Message, Shared};
+use super::mailbox::{Message, Shared};
 use super::sync::Slot;
 
 /// Key of the future passed to `block_on`, which lives on the caller's stack, not in the slab.
@@ -105,23 +105,13 @@ impl TaskWaker {
     }
 }
 
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !super::reactor::push_local(self) {
-            self.wake_remote();
-        }
-    }
-}
+// `impl Wake for TaskWaker` is in `current.rs`, next to the thread-local its fast path checks.
 
 impl TaskWaker {
     /// A wake from another thread, or from this one while the reactor is not running.
     #[cold]
     #[inline(never)]
-    fn wake_remote(&self) {
+    pub(super) fn wake_remote(&self) {
         if self.remote.swap(true, Ordering::AcqRel) {
             return;
         }

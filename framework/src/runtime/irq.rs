@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
-use super::reactor::{self, Inner};
+use super::current::{self, Inner};
 use super::sources::SourceKey;
 use crate::device::InterruptVector;
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ impl InterruptWaiter {
     /// Outside a running reactor; use [`Reactor::watch_interrupt`](super::Reactor::watch_interrupt)
     /// to register before the reactor starts.
     pub fn new(vector: &InterruptVector) -> Result<Self> {
-        reactor::with_current(|inner| Self::register(inner, vector))
+        current::with_current(|inner| Self::register(inner, vector))
             .expect("InterruptWaiter::new called outside a userpci reactor")
     }
 

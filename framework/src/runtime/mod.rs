@@ -57,9 +57,13 @@
 
 pub mod affinity;
 mod config;
+mod core_handle;
 mod cross_core;
+mod current;
+mod delay;
 mod executor;
 mod irq;
+mod mailbox;
 mod poller;
 mod reactor;
 mod sleep;
@@ -72,14 +76,16 @@ use std::fmt;
 use std::marker::PhantomData;
 
 pub use config::{IdlePolicy, ReactorConfig, ReactorStats};
-pub use cross_core::{CoreHandle, Runtime, RuntimeHandle};
+pub use core_handle::CoreHandle;
+pub use cross_core::{Runtime, RuntimeHandle};
+pub use current::{add_poller, current_core, remove_poller, spawn_local, stop};
+pub use delay::{sleep, sleep_until, Sleep};
 pub use executor::JoinHandle;
 pub use irq::{wait_interrupt, InterruptWaiter, WaitInterrupt};
 pub use poller::{Poller, PollerId};
-pub use reactor::{add_poller, block_on, current_core, remove_poller, spawn_local, stop, Reactor};
+pub use reactor::{block_on, Reactor};
 pub use sleep::SleepBackend;
 pub use sync::{yield_now, Slot, SlotWait, YieldNow};
-pub use timer::{sleep, sleep_until, Sleep};
 
 /// A zero-size marker that makes the type embedding it `!Send` and `!Sync`: a queue pair or
 /// ring that belongs to one core cannot be handed to another thread.

@@ -1,4 +1,5 @@
-//! The reactor: one loop per core that runs tasks and pollers and sleeps when idle.
+//! The reactor: one loop per core that runs tasks and pollers and sleeps when idle. Its state
+//! and the thread-local that finds it are in `current.rs`; this file is the loop on top.
 //!
 //! See the [module documentation](super) for the loop and the idle policy.
 
@@ -11,131 +12,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{self, Receiver};
+use crossbeam::channel;
 
 use super::affinity;
 use super::config::{IdlePolicy, ReactorConfig, ReactorStats};
-use super::cross_core::{CoreHandle, Message, Shared};
+use super::core_handle::CoreHandle;
+use super::current::{bump, reserve, Counters, Enter, Inner};
 use super::executor::{JoinHandle, TaskWaker, Tasks, MAIN_KEY};
 use super::irq::InterruptWaiter;
+use super::mailbox::{Message, Shared};
 use super::poller::{self, Poller, PollerId, Pollers};
 use super::sleep::{Backend, SleepBackend};
 use super::sources::Sources;
-use super::sync::Slot;
 use super::timer::Timers;
 use crate::device::{EventFd, InterruptVector};
 use crate::error::{Error, Result};
 
-#[derive(Default)]
-struct Counters {
-    iterations: Cell<u64>,
-    idle_iterations: Cell<u64>,
-    sleeps: Cell<u64>,
-    tasks_polled: Cell<u64>,
-    messages: Cell<u64>,
-}
-
-fn bump(c: &Cell<u64>, by: u64) {
-    c.set(c.get().wrapping_add(by));
-}
-
-/// The reactor's state; `Rc`-shared with the thread-local "current reactor" while it runs.
-pub(crate) struct Inner {
-    pub(crate) shared: Arc<Shared>,
-    /// `shared.id()`, kept here for the wake path.
-    id: u64,
-    rx: Receiver<Message>,
-    config: ReactorConfig,
-    tasks: RefCell<Tasks>,
-    /// Keys of the tasks to poll in the next round (each at most once).
-    ready: RefCell<Vec<u64>>,
-    /// The round being run: `ready` as it was when the round began (swapped, so neither
-    /// queue gives up its capacity).
-    running: RefCell<Vec<u64>>,
-    /// Capacity both queues keep: one entry per task and one for the `block_on` future.
-    queue_capacity: Cell<usize>,
-    main_ready: Cell<bool>,
-    pollers: RefCell<Pollers>,
-    pub(crate) timers: RefCell<Timers>,
-    pub(crate) sources: RefCell<Sources>,
-    stop: Cell<bool>,
-    empty_iterations: Cell<u32>,
-    idle_since: Cell<Option<Instant>>,
-    counters: Counters,
-}
-
-thread_local! {
-    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
-}
-
-/// Calls `f` with the reactor running on this thread, if any.
-pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Inner>) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|c| c.borrow().as_ref().map(f))
-        .ok()
-        .flatten()
-}
-
-/// Queues the task of `waker` on the local ready queue (unless it is queued already) if its
-/// reactor is running on this thread. Returns whether it is.
-#[inline]
-pub(crate) fn push_local(waker: &TaskWaker) -> bool {
-    CURRENT
-        .try_with(|c| match &*c.borrow() {
-            Some(inner) if inner.id == waker.reactor() => {
-                waker.queue(&inner.ready);
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false)
-}
-
-/// Marks `inner` as this thread's current reactor for as long as it lives.
-struct Enter;
-
-impl Enter {
-    fn new(inner: &Rc<Inner>) -> Enter {
-        CURRENT.with(|c| {
-            let mut current = c.borrow_mut();
-            assert!(
-                current.is_none(),
-                "a userpci reactor is already running on this thread (nested block_on/run?)"
-            );
-            *current = Some(Rc::clone(inner));
-        });
-        Enter
-    }
-}
-
-impl Drop for Enter {
-    fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| c.borrow_mut().take());
-    }
-}
-
 impl Inner {
-    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-    {
-        let slot = Rc::new(Slot::new());
-        let out = Rc::clone(&slot);
-        let key = {
-            let mut tasks = self.tasks.borrow_mut();
-            let key = tasks.insert(Box::pin(async move { out.set(future.await) }), &self.shared);
-            // Each task is queued at most once: with room for all of them (and the block_on
-            // future), waking never grows the queue. `running` catches up when the queues
-            // are swapped.
-            let want = tasks.len() + 1;
-            self.queue_capacity.set(self.queue_capacity.get().max(want));
-            reserve(&mut self.ready.borrow_mut(), want);
-            key
-        };
-        self.ready.borrow_mut().push(key);
-        JoinHandle::new(slot)
-    }
-
     /// One iteration: messages, timers, ready tasks, pollers, eventfds; then maybe sleep.
     fn turn(&self, may_sleep: bool) -> Result<bool> {
         let mut work = self.drain_messages();
@@ -406,7 +299,7 @@ impl Reactor {
         self.inner.turn(false)
     }
 
-    /// Runs the loop until [`CoreHandle::stop`] or [`stop`] is called.
+    /// Runs the loop until [`CoreHandle::stop`] or [`stop`](super::stop) is called.
     pub fn run(&self) -> Result<()> {
         let _enter = Enter::new(&self.inner);
         while !self.inner.stop.get() {
@@ -463,53 +356,7 @@ impl fmt::Debug for Reactor {
     }
 }
 
-/// Grows `queue` to hold `capacity` keys (allocates only when it has less).
-fn reserve(queue: &mut Vec<u64>, capacity: usize) {
-    if queue.capacity() < capacity {
-        let len = queue.len();
-        queue.reserve(capacity - len);
-    }
-}
-
 /// Runs `future` to completion on a new reactor on the current thread (default config).
 pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
     Reactor::new(ReactorConfig::default())?.block_on(future)
-}
-
-/// Spawns a task on the reactor running on this thread.
-///
-/// # Panics
-///
-/// Outside a running reactor (inside a task, poller, or cross-core closure is fine).
-pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
-where
-    F: Future + 'static,
-{
-    with_current(|inner| inner.spawn(future)).expect("spawn_local called outside a userpci reactor")
-}
-
-/// Registers a poller with the reactor running on this thread.
-///
-/// # Panics
-///
-/// Outside a running reactor.
-pub fn add_poller<P: Poller + 'static>(poller: P) -> PollerId {
-    with_current(|inner| inner.pollers.borrow_mut().add(Box::new(poller)))
-        .expect("add_poller called outside a userpci reactor")
-}
-
-/// Unregisters a poller of the reactor running on this thread (no-op outside one).
-pub fn remove_poller(id: PollerId) {
-    let removed = with_current(|inner| inner.pollers.borrow_mut().remove(id)).flatten();
-    drop(removed);
-}
-
-/// Makes the reactor running on this thread return from [`Reactor::run`].
-pub fn stop() {
-    with_current(|inner| inner.stop.set(true));
-}
-
-/// The core the reactor running on this thread is pinned to (`None` if unpinned or none).
-pub fn current_core() -> Option<usize> {
-    with_current(|inner| inner.shared.core()).flatten()
 }

@@ -1,4 +1,4 @@
-//! Timers: `sleep` on the reactor's monotonic clock.
+//! Timers: the reactor's timer heap, which `sleep` (in `delay.rs`) arms.
 //!
 //! A binary heap of `(deadline, slot)` plus a slab of wakers. Cancelling (dropping a `Sleep`)
 //! frees the slot at once and leaves its heap entry to be skipped when it surfaces; the heap is
@@ -10,15 +10,8 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-
-use super::reactor::{self, Inner};
-use super::CoreLocal;
+use std::task::Waker;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -121,93 +114,13 @@ impl Timers {
     }
 }
 
-/// Waits until `duration` has passed, on the current reactor's timers.
-///
-/// # Panics
-///
-/// When polled outside a userpci reactor (e.g. inside tokio): use that runtime's timers there.
-pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
-}
-
-/// Waits until `deadline`, on the current reactor's timers. See [`sleep`].
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        registered: None,
-        _core: CoreLocal::new(),
-    }
-}
-
-/// Future of [`sleep`] and [`sleep_until`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Sleep {
-    deadline: Instant,
-    registered: Option<(Weak<Inner>, TimerKey)>,
-    _core: CoreLocal,
-}
-
-impl Sleep {
-    /// When the sleep ends.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    fn unregister(&mut self) {
-        if let Some((inner, key)) = self.registered.take() {
-            if let Some(inner) = inner.upgrade() {
-                inner.timers.borrow_mut().cancel(key);
-            }
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        if let Some((inner, key)) = &self.registered {
-            if let Some(inner) = inner.upgrade() {
-                inner.timers.borrow_mut().update_waker(*key, cx.waker());
-                return Poll::Pending;
-            }
-        }
-        let deadline = self.deadline;
-        let registered = reactor::with_current(|inner| {
-            let key = inner.timers.borrow_mut().insert(deadline, cx.waker());
-            (Rc::downgrade(inner), key)
-        })
-        .expect("userpci runtime::sleep polled outside a userpci reactor");
-        self.registered = Some(registered);
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        self.unregister();
-    }
-}
-
-impl fmt::Debug for Sleep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .field("registered", &self.registered.is_some())
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::Wake;
+    use std::time::Duration;
 
     struct Count(AtomicUsize);
     impl Wake for Count {
