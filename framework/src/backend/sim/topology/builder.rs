@@ -1,6 +1,7 @@
 //! [`TopologyBuilder`]: a topology written as code, for tests and examples.
 
-use super::{FunctionSpec, RootPortSpec, Topology, TopologySpec};
+use super::spec::{FunctionSpec, RootPortSpec, TopologySpec};
+use super::Topology;
 use crate::device::ResetMethod;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{FunctionNode, IommuGroup, ResetGroup, ResetScope, RootPortSpec, TopologySpec};
+use super::nodes::{FunctionNode, IommuGroup, ResetGroup, ResetScope};
+use super::spec::{RootPortSpec, TopologySpec};
 use crate::pci::PciAddress;
 
 /// What [`compute`] returns.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::TopologySpec;
+use super::spec::TopologySpec;
 use crate::device::ResetMethod;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
