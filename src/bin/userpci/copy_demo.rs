@@ -17,7 +17,7 @@ use userpci::framework::pci::PciAddress;
 use userpci::framework::testdev::{model, CopyEngineDriver, CopyRequest};
 use userpci::framework::time::Clock;
 
-use crate::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
 
 use crate::topology::print_tables;
 

@@ -9,6 +9,7 @@
 
 mod copy_demo;
 mod demo;
+mod error;
 mod list;
 mod topology;
 mod vfio;
@@ -45,30 +46,6 @@ enum Command {
     /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
     ResetGroups(vfio::GroupArgs),
 }
-
-/// What the tool can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// A framework error (device, DMA, topology, sysfs).
-    #[error(transparent)]
-    Framework(#[from] userpci::framework::Error),
-    /// An NVMe driver error.
-    #[error(transparent)]
-    Nvme(#[from] userpci::nvme::Error),
-    /// A demo ran but its checks failed.
-    #[error("demo verification failed: {0}")]
-    DemoFailed(String),
-    /// A command-line value out of range.
-    #[error("invalid argument {name} = {value}: expected {expected}")]
-    InvalidArgument {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-}
-
-/// Result of a subcommand.
-pub type CliResult<T = ()> = Result<T, CliError>;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use userpci::framework::backend::sim::topology::Topology;
 
-use crate::CliResult;
+use crate::error::CliResult;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -5,7 +5,7 @@ use userpci::framework::device::ResetTarget;
 use userpci::framework::pci::PciAddress;
 use userpci::framework::reset::{group_report, render_table};
 
-use crate::CliResult;
+use crate::error::CliResult;
 
 #[derive(clap::Args)]
 pub struct BindArgs {

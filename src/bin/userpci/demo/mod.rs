@@ -16,6 +16,7 @@
 
 mod nic;
 mod render;
+mod scenario;
 mod workload;
 
 use std::cell::RefCell;
@@ -23,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::ValueEnum;
 use userpci::framework::backend::sim::topology::TopologyBuilder;
 use userpci::framework::backend::sim::{ModelRegistry, SimBus, SimFault, SimFunction};
 use userpci::framework::device::{ResetMethod, ResetTarget};
@@ -36,19 +36,9 @@ use userpci::framework::time::Clock;
 use userpci::nvme::model::{self, NvmeModel, Recovery};
 use userpci::nvme::{Controller, ControllerOptions, NvmeParticipant, ResetHandler};
 
-use crate::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
+use scenario::Scenario;
 use workload::Workload;
-
-/// Which fault the demo injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Scenario {
-    /// 01:00.0's link goes down: a bus reset of the three-function group.
-    Bus,
-    /// 01:00.1's controller goes fatal: an FLR of that function alone.
-    Flr,
-    /// As `bus`, but 01:00.2 is held by another process: the reset is refused.
-    Refused,
-}
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -16,7 +16,7 @@ use userpci::ixgbe::{
     IxgbeDevice, IxgbeOptions, IxgbeParticipant, IxgbeResetOptions, ResetState, RxQueue, TxQueue,
 };
 
-use crate::{CliError, CliResult};
+use crate::error::{CliError, CliResult};
 
 /// The function that becomes a NIC.
 pub const NIC: &str = "01:00.2";

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use userpci::framework::reset::{Outcome, ResetGroupView, ResetReport};
 
-use super::Scenario;
+use super::scenario::Scenario;
 
 /// Everything the demo measured.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ use userpci::framework::device::PciFunction;
 use userpci::framework::dma::{BufferPool, PoolBuffer};
 use userpci::nvme::{Controller, IoQueuePair, Namespace, QpairOptions};
 
-use crate::CliResult;
+use crate::error::CliResult;
 
 /// Blocks per write.
 pub const WRITE_BLOCKS: u64 = 8;
@@ -200,7 +200,7 @@ impl Workload {
         let slots: Vec<(u64, u64)> = self.durable.iter().map(|(&s, &d)| (s, d)).collect();
         for (slot, seed) in slots {
             let buf = self.pool.get().ok_or_else(|| {
-                crate::CliError::DemoFailed(format!("{}: buffer pool empty", self.name))
+                crate::error::CliError::DemoFailed(format!("{}: buffer pool empty", self.name))
             })?;
             self.qp
                 .submit_read(&self.ns, slot * WRITE_BLOCKS, buf, u64::MAX)
@@ -215,7 +215,7 @@ impl Workload {
                 idle();
             }
             let completion = read.ok_or_else(|| {
-                crate::CliError::DemoFailed(format!(
+                crate::error::CliError::DemoFailed(format!(
                     "{}: read of slot {slot} never completed",
                     self.name
                 ))
