@@ -152,8 +152,16 @@ fn a_real_device_fails_with_the_backends_error() {
 #[test]
 fn real_ports_get_the_driver_of_their_ids() {
     use net::hw::Driver;
-    assert_eq!(Driver::for_ids(0x8086, 0x10FB), Some(Driver::Ixgbe), "82599ES SFP");
-    assert_eq!(Driver::for_ids(0x8086, 0x0953), None, "an Intel NVMe controller");
+    assert_eq!(
+        Driver::for_ids(0x8086, 0x10FB),
+        Some(Driver::Ixgbe),
+        "82599ES SFP"
+    );
+    assert_eq!(
+        Driver::for_ids(0x8086, 0x0953),
+        None,
+        "an Intel NVMe controller"
+    );
     assert_eq!(Driver::for_ids(0x15b3, 0x10FB), None, "not Intel");
     let err = NetError::UnsupportedNic {
         address: "0000:03:00.0".parse().unwrap(),
