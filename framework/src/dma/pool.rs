@@ -28,8 +28,8 @@
 //! # What allocates, and when
 //! [`BufferPool::new`] allocates (the DMA region, the ring). The first get or put of a pool on a
 //! thread creates that thread's cache (one `Vec` of `cache_size` indices, plus the thread-local
-//! table on the thread's first pool). After that, [`BufferPool::get`], [`BufferPool::get_batch`]
-//! and dropping a [`PoolBuffer`] allocate nothing, including when they refill or flush the
+//! table on the thread's first pool). After that, [`BufferPool::get`], [`BufferPool::get_batch`],
+//! [`BufferPool::put_batch`] and dropping a [`PoolBuffer`] allocate nothing, including when they refill or flush the
 //! cache (`tests/pool_no_alloc.rs` checks this).
 //!
 //! # Thread exit and pool lifetime
@@ -60,6 +60,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -273,6 +274,39 @@ impl BufferPool {
         cached.unwrap_or_else(|| self.fill(out, || self.ring.pop()))
     }
 
+    /// Returns every buffer in `slots` to its pool and leaves the slots empty (`None`);
+    /// returns the number of buffers returned. The same as dropping them one by one, with one
+    /// look-up of this thread's cache per run of consecutive buffers of the same pool instead
+    /// of one per buffer. Buffers of different pools may be mixed (a TX ring cleaning
+    /// forwarded packets holds the receiving port's buffers).
+    ///
+    /// Meant for cleaning a transmit ring kept as `[Option<PoolBuffer>]`.
+    pub fn put_batch(slots: &mut [Option<PoolBuffer>]) -> usize {
+        let mut returned = 0;
+        let mut i = 0;
+        while i < slots.len() {
+            let Some(first) = slots[i].take() else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            // The run of buffers of `first`'s pool that follows it.
+            let mut end = i;
+            while end < slots.len()
+                && slots[end]
+                    .as_ref()
+                    .is_some_and(|b| Arc::ptr_eq(&b.pool, &first.pool))
+            {
+                end += 1;
+            }
+            returned += 1 + (end - i);
+            let (pool, index) = first.into_parts();
+            pool.put_run(index, &mut slots[i..end]);
+            i = end;
+        }
+        returned
+    }
+
     /// Moves every buffer in this thread's cache to the shared ring, where all threads see it
     /// (DPDK's `rte_mempool_cache_flush`). For a thread that stops using the pool for a while.
     pub fn flush_local_cache(&self) {
@@ -363,18 +397,43 @@ impl BufferPool {
     /// Returns a buffer: to this thread's cache, flushing half of it first if it is full.
     #[inline]
     fn put(self: &Arc<Self>, index: u32) {
-        let cached = self.with_local_cache(|cache| {
-            if cache.len() >= self.cache_size {
-                let keep = self.cache_size / 2;
-                for index in cache.drain(keep..) {
-                    self.ring_push(index);
-                }
-            }
-            cache.push(index);
-        });
+        let cached = self.with_local_cache(|cache| self.push_local(cache, index));
         if cached.is_none() {
             self.ring_push(index);
         }
+    }
+
+    /// Returns buffer `index` and every buffer in `run` (all of this pool), with one look-up
+    /// of this thread's cache.
+    fn put_run(self: &Arc<Self>, index: u32, run: &mut [Option<PoolBuffer>]) {
+        let cached = self.with_local_cache(|cache| {
+            self.push_local(cache, index);
+            for slot in run.iter_mut() {
+                if let Some(buf) = slot.take() {
+                    self.push_local(cache, buf.into_parts().1);
+                }
+            }
+        });
+        if cached.is_none() {
+            self.ring_push(index);
+            for slot in run.iter_mut() {
+                if let Some(buf) = slot.take() {
+                    self.ring_push(buf.into_parts().1);
+                }
+            }
+        }
+    }
+
+    /// Pushes `index` to `cache`, first moving half of a full cache to the ring.
+    #[inline(always)]
+    fn push_local(&self, cache: &mut Vec<u32>, index: u32) {
+        if cache.len() >= self.cache_size {
+            let keep = self.cache_size / 2;
+            for index in cache.drain(keep..) {
+                self.ring_push(index);
+            }
+        }
+        cache.push(index);
     }
 
     fn ring_push(&self, index: u32) {
@@ -496,6 +555,17 @@ impl PoolBuffer {
     pub fn pool(&self) -> &Arc<BufferPool> {
         &self.pool
     }
+
+    /// Takes the handle apart without returning its index to the pool (the caller does):
+    /// the pool reference and the index.
+    #[inline(always)]
+    fn into_parts(self) -> (Arc<BufferPool>, u32) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used again and its destructor never runs (`ManuallyDrop`),
+        // so the `Arc` is moved out of it exactly once and its count stays right.
+        let pool = unsafe { std::ptr::read(&this.pool) };
+        (pool, this.index)
+    }
 }
 
 impl Drop for PoolBuffer {
@@ -611,6 +681,41 @@ mod tests {
             "the dead pool's cache was replaced, not kept"
         );
         assert!(CACHES.with(|c| c.borrow().iter().all(|c| c.pool.strong_count() > 0)));
+    }
+
+    #[test]
+    fn put_batch_returns_mixed_pools_and_empties_the_slots() {
+        let (_iommu, space) = setup();
+        for cache in [0, 4] {
+            let a = BufferPool::new(&space, "a", 64, 8, cache).unwrap();
+            let b = BufferPool::new(&space, "b", 64, 8, cache).unwrap();
+            let mut slots: Vec<Option<PoolBuffer>> = vec![
+                a.get(),
+                a.get(),
+                None,
+                b.get(),
+                a.get(),
+                b.get(),
+                b.get(),
+                None,
+            ];
+            a.flush_local_cache();
+            b.flush_local_cache();
+            let (a_before, b_before) = (a.available(), b.available());
+            assert_eq!(BufferPool::put_batch(&mut slots), 6);
+            assert!(slots.iter().all(Option::is_none));
+            a.flush_local_cache();
+            b.flush_local_cache();
+            assert_eq!(a.available(), a_before + 3, "cache {cache}");
+            assert_eq!(b.available(), b_before + 3, "cache {cache}");
+            // Every buffer can be taken again exactly once.
+            let all: Vec<PoolBuffer> = std::iter::from_fn(|| a.get()).collect();
+            let mut seen: Vec<u32> = all.iter().map(PoolBuffer::index).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..8).collect::<Vec<_>>());
+            // The handles' pool references were released: only `a` itself and `all` remain.
+            assert_eq!(Arc::strong_count(&a), 1 + all.len());
+        }
     }
 
     #[test]
