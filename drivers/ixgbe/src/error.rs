@@ -17,6 +17,11 @@ pub enum Error {
     #[error(transparent)]
     Framework(#[from] userpci_framework::Error),
 
+    /// Setting a descriptor ring up failed (its memory, or a parameter the ring engine
+    /// refuses).
+    #[error(transparent)]
+    Ring(#[from] userpci_intel_ring::Error),
+
     /// A step of the initialisation (datasheet 4.6) failed, typically a register poll that
     /// missed its deadline; `step` names the section and the condition.
     #[error("{device}: initialisation step \"{step}\" failed: {source}")]

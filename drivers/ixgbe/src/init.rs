@@ -8,19 +8,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use userpci_framework::device::{InterruptVector, PciFunction, PciFunctionExt};
-use userpci_framework::dma::{BufferPool, DmaDirection};
+use userpci_framework::dma::BufferPool;
 use userpci_framework::pci::PciAddress;
 use userpci_framework::time::poll_until;
 
-use crate::device::{
-    IxgbeDevice, IxgbeOptions, Shared, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS, MAX_QUEUES,
-};
+use userpci_intel_ring::{RxRing, TxRing};
+
 use crate::error::{Error, Result};
-use crate::rx::RxRing;
-use crate::spec::desc::{AdvRxDesc, AdvTxDesc, DESC_SIZE, RING_ALIGN_DESCS};
+use crate::gate::ResetGate;
+use crate::options::{IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS, MAX_QUEUES};
+use crate::rx::{self, RxParts};
+use crate::shared::Shared;
+use crate::spec::desc::{DESC_SIZE, RING_ALIGN_DESCS};
 use crate::spec::queue::{self as qreg, srrctl_bsizepacket, txdctl_thresholds};
 use crate::spec::regs;
-use crate::tx::TxRing;
+use crate::tx::{self, TxParts};
 
 /// 4.6.3.2: "wait at least 10 ms after setting CTRL.RST before checking it".
 pub const RESET_SETTLE: Duration = Duration::from_millis(10);
@@ -57,11 +59,26 @@ pub const MRQC_RSS_FIELDS: u32 = regs::MRQC_RSS_FIELD_IPV4
     | regs::MRQC_RSS_FIELD_IPV6_TCP
     | regs::MRQC_RSS_FIELD_IPV6_UDP;
 
+/// Everything bring-up builds: what the device handle ([`crate::IxgbeDevice`]) holds.
+pub(crate) struct DeviceParts<F: PciFunction> {
+    pub(crate) shared: Arc<Shared<F>>,
+    pub(crate) pool: Arc<BufferPool>,
+    pub(crate) mac: [u8; 6],
+    pub(crate) rx_queues: Mutex<Vec<Option<RxParts<F>>>>,
+    pub(crate) tx_queues: Mutex<Vec<Option<TxParts<F>>>>,
+    pub(crate) vectors: Vec<InterruptVector>,
+    pub(crate) options: IxgbeOptions,
+    /// Bus addresses of the RX and TX descriptor rings, per queue: a recovery after a reset
+    /// programs the same rings again.
+    pub(crate) rx_ring_iovas: Vec<u64>,
+    pub(crate) tx_ring_iovas: Vec<u64>,
+}
+
 /// Resets and initialises the function; see the module documentation.
 pub(crate) fn bring_up<F: PciFunction>(
     function: F,
     mut options: IxgbeOptions,
-) -> Result<IxgbeDevice<F>> {
+) -> Result<DeviceParts<F>> {
     let device = function.address();
     validate(device, &options)?;
     let (vendor, device_id) = function.ids()?;
@@ -79,7 +96,7 @@ pub(crate) fn bring_up<F: PciFunction>(
         regs,
         device,
         counters: Mutex::default(),
-        gate: crate::participant::ResetGate::new(if options.promiscuous {
+        gate: ResetGate::new(if options.promiscuous {
             regs::FCTRL_UPE | regs::FCTRL_MPE
         } else {
             0
@@ -112,7 +129,7 @@ pub(crate) fn bring_up<F: PciFunction>(
     // 4.6.4: link setup (the wait for it comes last, so it overlaps the rest).
     crate::link::setup(&shared);
     // 4.6.5: statistics, clear-on-read: read them all once.
-    crate::stats::clear(&shared);
+    shared.clear_stats();
     // The MAC address the EEPROM loaded into receive address 0.
     let mac = regs::mac_from_ral_rah(shared.read(regs::RAL(0)), shared.read(regs::RAH(0)));
 
@@ -135,7 +152,7 @@ pub(crate) fn bring_up<F: PciFunction>(
         hw.start_rx_queue(ring)?;
     }
     for ring in &tx {
-        hw.start_tx_queue(ring.index)?;
+        hw.start_tx_queue(ring.ring.queue())?;
     }
     // 4.6.7: enable the receiver once its queues are ready.
     shared.modify(qreg::RXCTRL, qreg::RXCTRL_RXEN, 0);
@@ -161,7 +178,7 @@ pub(crate) fn bring_up<F: PciFunction>(
     options.pool = Some(Arc::clone(&pool));
     let rx_ring_iovas = rx.iter().map(|r| r.ring.iova()).collect();
     let tx_ring_iovas = tx.iter().map(|r| r.ring.iova()).collect();
-    Ok(IxgbeDevice {
+    Ok(DeviceParts {
         rx_ring_iovas,
         tx_ring_iovas,
         rx_queues: Mutex::new(rx.drain(..).map(Some).collect()),
@@ -290,25 +307,23 @@ impl<F: PciFunction> Hw<'_, F> {
         o: &IxgbeOptions,
         pool: &Arc<BufferPool>,
         vectors: &[InterruptVector],
-    ) -> Result<Vec<RxRing<F>>> {
+    ) -> Result<Vec<RxParts<F>>> {
         self.rx_common(o);
         let mut rings = Vec::with_capacity(usize::from(o.rx_queues));
         for q in 0..o.rx_queues {
             let i = usize::from(q);
             // 7.1.9: the descriptor ring (page aligned, so 128-byte aligned).
-            let ring = self
-                .s
-                .function
-                .dma_space()
-                .allocate_array::<AdvRxDesc>(o.rx_ring_size, DmaDirection::Bidirectional)?;
+            let ring = RxRing::new(
+                self.s.function.dma_space(),
+                self.s.regs.clone(),
+                rx::ring_config(self.s, q, o.rx_ring_size),
+                Arc::clone(pool),
+            )?;
             self.program_rx_ring(i, ring.iova(), o.rx_ring_size, pool.buffer_size());
             let irq = vectors.get(i).map(|v| (v.clone(), 1u32 << i));
-            rings.push(RxRing {
+            rings.push(RxParts {
                 shared: Arc::clone(self.s),
-                index: q,
                 ring,
-                bufs: (0..o.rx_ring_size).map(|_| None).collect(),
-                pool: Arc::clone(pool),
                 irq,
                 generation: 0,
             });
@@ -401,21 +416,19 @@ impl<F: PciFunction> Hw<'_, F> {
     }
 
     /// 4.6.8 Transmit Initialization, up to (not including) the queue enable.
-    fn init_tx(&self, o: &IxgbeOptions) -> Result<Vec<TxRing<F>>> {
+    fn init_tx(&self, o: &IxgbeOptions) -> Result<Vec<TxParts<F>>> {
         self.tx_common();
         let mut rings = Vec::with_capacity(usize::from(o.tx_queues));
         for q in 0..o.tx_queues {
-            let ring = self
-                .s
-                .function
-                .dma_space()
-                .allocate_array::<AdvTxDesc>(o.tx_ring_size, DmaDirection::Bidirectional)?;
+            let ring = TxRing::new(
+                self.s.function.dma_space(),
+                self.s.regs.clone(),
+                tx::ring_config(self.s, q, o.tx_ring_size),
+            )?;
             self.program_tx_ring(usize::from(q), ring.iova(), o.tx_ring_size);
-            rings.push(TxRing {
+            rings.push(TxParts {
                 shared: Arc::clone(self.s),
-                index: q,
                 ring,
-                bufs: (0..o.tx_ring_size).map(|_| None).collect(),
             });
         }
         self.tx_finish(o);
@@ -468,22 +481,20 @@ impl<F: PciFunction> Hw<'_, F> {
     /// enable to read back, then hand the ring to the device with `RDT` = N - 1 (`RDH` was
     /// set to 0 with the ring base, before the enable: the head is not written while the
     /// queue is enabled).
-    fn start_rx_queue(&self, ring: &mut RxRing<F>) -> Result<()> {
+    fn start_rx_queue(&self, parts: &mut RxParts<F>) -> Result<()> {
         let s = self.s;
-        let q = usize::from(ring.index);
-        let needed = ring.bufs.len();
-        for slot in 0..needed {
-            let Some(buf) = ring.pool.get() else {
-                return Err(Error::PoolExhausted {
-                    device: s.device,
-                    queue: ring.index,
-                    pool: ring.pool.name().to_string(),
-                    filled: slot,
-                    needed,
-                });
-            };
-            ring.ring.set(slot, AdvRxDesc::new_read(buf.iova()));
-            ring.bufs[slot] = Some(buf);
+        let ring = &mut parts.ring;
+        let q = usize::from(ring.queue());
+        let needed = ring.len();
+        let filled = ring.fill();
+        if filled < needed {
+            return Err(Error::PoolExhausted {
+                device: s.device,
+                queue: ring.queue(),
+                pool: ring.pool().name().to_string(),
+                filled,
+                needed,
+            });
         }
         s.modify(qreg::RXDCTL(q), qreg::RXDCTL_ENABLE, 0);
         self.wait_set(
@@ -492,7 +503,7 @@ impl<F: PciFunction> Hw<'_, F> {
             QUEUE_ENABLE_TIMEOUT,
             "4.6.7.1 RXDCTL.ENABLE=1 (RX queue enabled)",
         )?;
-        s.write(qreg::RDT(q), (needed - 1) as u32);
+        ring.publish(needed);
         Ok(())
     }
 
@@ -517,7 +528,7 @@ impl<F: PciFunction> Hw<'_, F> {
 /// address, RSS, every queue on its old ring, the filters. RX queues are enabled empty; the
 /// rings still in the device handle are refilled here (for `generation`), the taken ones by
 /// their core on its next call. The wait for the link is the caller's.
-pub(crate) fn reinit<F: PciFunction>(dev: &IxgbeDevice<F>, generation: u64) -> Result<()> {
+pub(crate) fn reinit<F: PciFunction>(dev: &DeviceParts<F>, generation: u64) -> Result<()> {
     let shared = &dev.shared;
     let o = &dev.options;
     let hw = Hw { s: shared };
@@ -542,7 +553,7 @@ pub(crate) fn reinit<F: PciFunction>(dev: &IxgbeDevice<F>, generation: u64) -> R
     crate::link::setup(shared);
     // The totals were taken at quiesce; the reset zeroed the device's counters. Read them
     // once into the totals (normally nothing).
-    crate::stats::update(shared);
+    shared.update_stats();
     // The MAC address as the driver knows it (the EEPROM's, read at bring-up).
     let (ral, rah) = regs::ral_rah_from_mac(dev.mac, true);
     shared.write(regs::RAL(0), ral);

@@ -11,8 +11,8 @@
 
 use userpci_framework::device::{InterruptVector, PciFunction, PciFunctionExt};
 
-use crate::device::Shared;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 use crate::spec::regs;
 
 /// MSI-X with one vector per RX queue (7.3.1, 8.2.3.5): `GPIE` in MSI-X mode with

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`spec`] | registers, bit fields and descriptors as types, shared with the device model |
 //! | [`IxgbeDevice`] | bring-up per datasheet 4.6 ([`init`]), link, statistics, promiscuous mode |
-//! | [`RxQueue`] / [`TxQueue`] | the batched, allocation-free data path, one queue per core |
+//! | [`RxQueue`] / [`TxQueue`] | the batched, allocation-free data path, one queue per core, on the shared Intel ring engine (`userpci_intel_ring`) |
 //! | [`stats`] | hardware counters accumulated in software, per-queue software counters |
 //! | [`Error`] | the crate's one error type |
 //!
@@ -33,24 +33,29 @@ pub mod spec;
 #[cfg(feature = "model")]
 pub mod model;
 
+// Files in dependency order: each uses only those above it (issue 13).
 mod device;
 mod error;
+mod gate;
 pub mod init;
 mod irq;
 mod link;
 mod net_port;
+mod options;
 mod participant;
 mod rx;
+mod shared;
 pub mod stats;
 mod tx;
 
-pub use device::{
-    InterruptOptions, IxgbeDevice, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS,
-    MAX_QUEUES,
-};
+pub use device::IxgbeDevice;
 pub use error::{Error, Result};
+pub use gate::{ResetInfo, ResetState};
 pub use link::{LinkStatus, MacDisplay};
-pub use participant::{IxgbeParticipant, IxgbeResetOptions, ResetInfo, ResetState};
+pub use options::{
+    InterruptOptions, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS, MAX_QUEUES,
+};
+pub use participant::{IxgbeParticipant, IxgbeResetOptions};
 pub use rx::{RxPoll, RxQueue};
 pub use spec::regs::LinkSpeed;
 pub use stats::{DeviceStats, QueueHwStats, RxQueueStats, TxQueueStats};

@@ -6,8 +6,8 @@ use std::time::Duration;
 use userpci_framework::device::PciFunction;
 use userpci_framework::time::poll_until;
 
-use crate::device::Shared;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 use crate::spec::regs::{self, LinkSpeed};
 
 /// Link state as `LINKS` reports it.

@@ -36,8 +36,7 @@
 //! Interrupt mode is not supported: [`IxgbeParticipant::new`] refuses a device brought up with
 //! MSI-X (the vectors would have to be re-created under the queues that wait on them).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use userpci_framework::device::PciFunction;
@@ -46,115 +45,8 @@ use userpci_framework::reset::{Progress, ResetParticipant};
 
 use crate::device::IxgbeDevice;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 use crate::spec::{queue as qreg, regs};
-
-const RUNNING: u8 = 0;
-const STOPPED: u8 = 1;
-const FAILED: u8 = 2;
-
-/// Where a device stands with respect to coordinated resets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResetState {
-    /// Serving I/O.
-    Running,
-    /// Quiesced or recovering: the data path does nothing.
-    Stopped,
-    /// A reset failed for this device: the data path does nothing, for good.
-    Failed(String),
-}
-
-/// What the participant did so far, readable through [`IxgbeDevice::reset_info`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ResetInfo {
-    /// Quiesces begun.
-    pub quiesces: u64,
-    /// Recoveries completed (link back up, gate open).
-    pub recoveries: u64,
-    /// From `begin_recover` to the link being up, in the last recovery.
-    pub last_link_up: Option<Duration>,
-    /// The link budget of the last recovery.
-    pub link_budget: Option<Duration>,
-    /// Why the participant was abandoned, if it was.
-    pub failed: Option<String>,
-}
-
-/// The gate between the data path and coordinated resets, and the filter settings a
-/// recovery restores. One per device, in the shared state.
-#[derive(Debug)]
-pub(crate) struct ResetGate {
-    state: AtomicU8,
-    /// Cores inside the data path.
-    active: AtomicUsize,
-    /// Bumped by every completed recovery; queue handles compare it with their own.
-    generation: AtomicU64,
-    /// `FCTRL.UPE | FCTRL.MPE` as last set.
-    filter_bits: AtomicU32,
-    info: Mutex<ResetInfo>,
-}
-
-impl ResetGate {
-    pub(crate) fn new(filter_bits: u32) -> Self {
-        ResetGate {
-            state: AtomicU8::new(RUNNING),
-            active: AtomicUsize::new(0),
-            generation: AtomicU64::new(0),
-            filter_bits: AtomicU32::new(filter_bits),
-            info: Mutex::new(ResetInfo::default()),
-        }
-    }
-
-    /// Enters the data path: the generation to be at, or `None` while the device is being
-    /// reset (or failed). Pair a `Some` with [`ResetGate::exit`].
-    #[inline(always)]
-    pub(crate) fn enter(&self) -> Option<u64> {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        if self.state.load(Ordering::SeqCst) == RUNNING {
-            Some(self.generation.load(Ordering::Acquire))
-        } else {
-            self.active.fetch_sub(1, Ordering::Release);
-            None
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn exit(&self) {
-        self.active.fetch_sub(1, Ordering::Release);
-    }
-
-    /// The current generation (for paths that only touch memory).
-    #[inline(always)]
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn set_filter_bits(&self, bits: u32, on: bool) {
-        if on {
-            self.filter_bits.fetch_or(bits, Ordering::Relaxed);
-        } else {
-            self.filter_bits.fetch_and(!bits, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn filter_bits(&self) -> u32 {
-        self.filter_bits.load(Ordering::Relaxed)
-    }
-
-    fn info(&self) -> std::sync::MutexGuard<'_, ResetInfo> {
-        self.info.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn state(&self) -> ResetState {
-        match self.state.load(Ordering::SeqCst) {
-            RUNNING => ResetState::Running,
-            STOPPED => ResetState::Stopped,
-            _ => ResetState::Failed(self.info().failed.clone().unwrap_or_default()),
-        }
-    }
-
-    pub(crate) fn snapshot(&self) -> ResetInfo {
-        self.info().clone()
-    }
-}
 
 /// How the participant times its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,7 +138,7 @@ impl<F: PciFunction> IxgbeParticipant<F> {
     }
 
     fn now(&self) -> Duration {
-        self.device.shared.clock().now()
+        self.device.parts.shared.clock().now()
     }
 
     fn failure(&self, phase: &'static str, reason: String) -> userpci_framework::Error {
@@ -259,7 +151,7 @@ impl<F: PciFunction> IxgbeParticipant<F> {
 
     /// All queues of one direction read back disabled (or the device is gone).
     fn stopped(&self, reg: fn(usize) -> usize, enable: u32, queues: u16) -> bool {
-        let s = &self.device.shared;
+        let s = &self.device.parts.shared;
         (0..usize::from(queues)).all(|q| {
             let v = s.read(reg(q));
             v == u32::MAX || v & enable == 0
@@ -267,7 +159,7 @@ impl<F: PciFunction> IxgbeParticipant<F> {
     }
 
     fn tx_drained(&self) -> bool {
-        let s = &self.device.shared;
+        let s = &self.device.parts.shared;
         (0..usize::from(self.device.tx_queue_count())).all(|q| {
             let head = s.read(qreg::TDH(q));
             head == u32::MAX || head == s.read(qreg::TDT(q))
@@ -285,12 +177,9 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
     }
 
     fn begin_quiesce(&mut self) -> userpci_framework::Result<()> {
-        let gate = &self.device.shared.gate;
-        if gate.state.load(Ordering::SeqCst) == FAILED {
+        if !self.device.parts.shared.gate.close() {
             return Err(self.failure("quiesce", "failed in an earlier reset".to_string()));
         }
-        gate.state.store(STOPPED, Ordering::SeqCst);
-        gate.info().quiesces += 1;
         self.phase = Phase::WaitCores {
             deadline: self.now() + self.options.queue_stop_timeout,
         };
@@ -298,10 +187,10 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
     }
 
     fn poll_quiesce(&mut self) -> userpci_framework::Result<Progress> {
-        let s = Arc::clone(&self.device.shared);
+        let s: Arc<Shared<F>> = Arc::clone(&self.device.parts.shared);
         match self.phase {
             Phase::WaitCores { deadline } => {
-                if s.gate.active.load(Ordering::SeqCst) > 0 {
+                if s.gate.active() > 0 {
                     if self.now() >= deadline {
                         return Err(self.failure(
                             "quiesce",
@@ -312,7 +201,7 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
                 }
                 // Keep what the device counted so far (its counters reset with it).
                 if s.read(regs::STATUS) != u32::MAX {
-                    crate::stats::update(&s);
+                    s.update_stats();
                 }
                 for q in 0..usize::from(self.device.rx_queue_count()) {
                     s.modify(qreg::RXDCTL(q), 0, qreg::RXDCTL_ENABLE);
@@ -385,8 +274,8 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
             ));
         }
         let start = self.now();
-        let next = self.device.shared.gate.generation() + 1;
-        crate::init::reinit(&self.device, next)
+        let next = self.device.parts.shared.gate.generation() + 1;
+        crate::init::reinit(&self.device.parts, next)
             .map_err(|err| self.failure("recover", err.to_string()))?;
         self.phase = Phase::Link { start };
         Ok(())
@@ -398,15 +287,14 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
         };
         let waited = self.now().saturating_sub(start);
         let link = self.device.link();
-        let gate = &self.device.shared.gate;
+        let gate = &self.device.parts.shared.gate;
         if link.up {
             let mut info = gate.info();
             info.recoveries += 1;
             info.last_link_up = Some(waited);
             info.link_budget = Some(self.options.link_budget);
             drop(info);
-            gate.generation.fetch_add(1, Ordering::AcqRel);
-            gate.state.store(RUNNING, Ordering::SeqCst);
+            gate.open_next_generation();
             self.phase = Phase::Running;
             tracing::info!(device = %self.device.address(), %link,
                 waited_us = waited.as_micros() as u64, "82599 recovered after reset");
@@ -425,9 +313,8 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
     }
 
     fn abandon(&mut self, reason: &str) {
-        let gate = &self.device.shared.gate;
-        gate.info().failed = Some(reason.to_string());
-        gate.state.store(FAILED, Ordering::SeqCst);
+        let gate = &self.device.parts.shared.gate;
+        gate.fail(reason);
         self.phase = Phase::Failed;
         tracing::warn!(device = %self.device.address(), reason, "82599 abandoned after reset");
     }

@@ -1,10 +1,12 @@
 //! Statistics: the device's clear-on-read counters accumulated in software (datasheet
 //! 8.2.3.23, cleared as 4.6.5 asks by reading them), and the per-queue software counters of
-//! the RX and TX queue handles.
+//! the RX and TX queue handles (kept by the ring engine, `userpci_intel_ring`).
+//!
+//! A leaf apart from [`crate::spec`]: the counters are read through a register-read function
+//! ([`read_delta`]); the shared device state accumulates them.
 
-use userpci_framework::device::PciFunction;
+use userpci_intel_ring::{RxRingStats, TxRingStats};
 
-use crate::device::Shared;
 use crate::spec::stats as reg;
 
 /// Hardware counters of one statistics set (queue `i` is mapped to set `i` for `i < 16`).
@@ -51,32 +53,33 @@ pub struct DeviceStats {
 pub(crate) type HwCounters = DeviceStats;
 
 /// A 36-bit octet counter: the low register first (it latches the high one).
-fn octets<F: PciFunction>(shared: &Shared<F>, low: usize, high: usize) -> u64 {
-    let lo = u64::from(shared.read(low));
-    let hi = u64::from(shared.read(high) & reg::OCTETS_HIGH_MASK);
+fn octets(read: &impl Fn(usize) -> u32, low: usize, high: usize) -> u64 {
+    let lo = u64::from(read(low));
+    let hi = u64::from(read(high) & reg::OCTETS_HIGH_MASK);
     (hi << 32) | lo
 }
 
-/// Reads every counter once: what the device counted since the last read.
-fn read_delta<F: PciFunction>(shared: &Shared<F>) -> DeviceStats {
+/// Reads every counter once with `read` (a register read): what the device counted since
+/// the last read.
+pub(crate) fn read_delta(read: impl Fn(usize) -> u32) -> DeviceStats {
     let mut d = DeviceStats {
-        rx_packets: u64::from(shared.read(reg::GPRC)),
-        rx_bytes: octets(shared, reg::GORCL, reg::GORCH),
-        tx_packets: u64::from(shared.read(reg::GPTC)),
-        tx_bytes: octets(shared, reg::GOTCL, reg::GOTCH),
-        rx_missed: (0..8).map(|i| u64::from(shared.read(reg::MPC(i)))).sum(),
-        crc_errors: u64::from(shared.read(reg::CRCERRS)),
-        length_errors: u64::from(shared.read(reg::RLEC)),
-        rx_undersize: u64::from(shared.read(reg::RUC)),
-        rx_oversize: u64::from(shared.read(reg::ROC)),
+        rx_packets: u64::from(read(reg::GPRC)),
+        rx_bytes: octets(&read, reg::GORCL, reg::GORCH),
+        tx_packets: u64::from(read(reg::GPTC)),
+        tx_bytes: octets(&read, reg::GOTCL, reg::GOTCH),
+        rx_missed: (0..8).map(|i| u64::from(read(reg::MPC(i)))).sum(),
+        crc_errors: u64::from(read(reg::CRCERRS)),
+        length_errors: u64::from(read(reg::RLEC)),
+        rx_undersize: u64::from(read(reg::RUC)),
+        rx_oversize: u64::from(read(reg::ROC)),
         queues: [QueueHwStats::default(); reg::QUEUE_STAT_SETS],
     };
     for (i, q) in d.queues.iter_mut().enumerate() {
-        q.rx_packets = u64::from(shared.read(reg::QPRC(i)));
-        q.rx_bytes = octets(shared, reg::QBRC_L(i), reg::QBRC_H(i));
-        q.rx_dropped = u64::from(shared.read(reg::QPRDC(i)));
-        q.tx_packets = u64::from(shared.read(reg::QPTC(i)));
-        q.tx_bytes = octets(shared, reg::QBTC_L(i), reg::QBTC_H(i));
+        q.rx_packets = u64::from(read(reg::QPRC(i)));
+        q.rx_bytes = octets(&read, reg::QBRC_L(i), reg::QBRC_H(i));
+        q.rx_dropped = u64::from(read(reg::QPRDC(i)));
+        q.tx_packets = u64::from(read(reg::QPTC(i)));
+        q.tx_bytes = octets(&read, reg::QBTC_L(i), reg::QBTC_H(i));
     }
     d
 }
@@ -103,20 +106,6 @@ impl DeviceStats {
     }
 }
 
-/// 4.6.5: reads every counter (clearing it) and zeroes the totals.
-pub(crate) fn clear<F: PciFunction>(shared: &Shared<F>) {
-    let _ = read_delta(shared);
-    *shared.counters() = DeviceStats::default();
-}
-
-/// Reads the counters, adds them to the totals and returns the totals.
-pub(crate) fn update<F: PciFunction>(shared: &Shared<F>) -> DeviceStats {
-    let mut totals = shared.counters();
-    let delta = read_delta(shared);
-    totals.add(&delta);
-    *totals
-}
-
 /// Software counters of one RX queue handle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RxQueueStats {
@@ -139,6 +128,20 @@ pub struct RxQueueStats {
 }
 
 impl RxQueueStats {
+    /// The ring engine's counters plus the driver's own.
+    pub(crate) fn new(ring: RxRingStats, interrupts_armed: u64) -> Self {
+        RxQueueStats {
+            packets: ring.packets,
+            bytes: ring.bytes,
+            bad_length: ring.bad_length,
+            multi_descriptor: ring.multi_descriptor,
+            mac_errors: ring.mac_errors,
+            not_written: ring.not_written,
+            alloc_failures: ring.alloc_failures,
+            interrupts_armed,
+        }
+    }
+
     /// Every descriptor dropped because of a bad write-back.
     pub fn dropped(&self) -> u64 {
         self.bad_length + self.multi_descriptor + self.mac_errors + self.not_written
@@ -156,4 +159,15 @@ pub struct TxQueueStats {
     pub invalid_length: u64,
     /// Descriptors whose buffers were freed after the device reported them done.
     pub cleaned: u64,
+}
+
+impl From<TxRingStats> for TxQueueStats {
+    fn from(ring: TxRingStats) -> Self {
+        TxQueueStats {
+            packets: ring.packets,
+            bytes: ring.bytes,
+            invalid_length: ring.invalid_length,
+            cleaned: ring.cleaned,
+        }
+    }
 }

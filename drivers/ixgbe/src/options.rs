@@ -1,0 +1,101 @@
+//! What the driver accepts: the 82599's PCI ids, the queue limits and the bring-up options.
+//! A leaf: it imports no other file of the crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use userpci_framework::dma::BufferPool;
+
+/// Intel's PCI vendor ID.
+pub const INTEL_VENDOR_ID: u16 = 0x8086;
+
+/// PCI device IDs of 82599 functions (Linux `ixgbe_type.h`, `IXGBE_DEV_ID_82599_*`).
+pub const IXGBE_82599_DEVICE_IDS: &[u16] = &[
+    0x10F7, // KX4
+    0x10F8, // combined backplane
+    0x10F9, // CX4
+    0x10FB, // SFP (82599ES, X520)
+    0x10FC, // XAUI / LOM
+    0x1507, // SFP EM
+    0x1514, // KX4 mezzanine
+    0x1517, // KR
+    0x151C, // T3 LOM
+    0x1529, // SFP FCoE
+    0x152A, // backplane FCoE
+    0x154D, // SFP SF2
+    0x154F, // bypass
+    0x1557, // SFP SF QP
+    0x1558, // QSFP SF QP
+];
+
+/// Queues of each direction this driver configures at most: RSS spreads over at most 16 RX
+/// queues (4-bit `RETA` entries) and the per-queue statistics cover 16 queues.
+pub const MAX_QUEUES: u16 = 16;
+
+/// MSI-X interrupts for the RX queues (one vector per RX queue, vector `i` for queue `i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterruptOptions {
+    /// Minimum interval between two interrupts of a vector (`EITR.ITR_INTERVAL`, 2 µs units,
+    /// at most 1022 µs); 0 disables throttling.
+    pub itr_us: u32,
+}
+
+impl Default for InterruptOptions {
+    /// 40 µs (25,000 interrupts per second per queue at most), a common moderation value.
+    fn default() -> Self {
+        InterruptOptions { itr_us: 40 }
+    }
+}
+
+/// How to bring the device up.
+#[derive(Clone, Debug)]
+pub struct IxgbeOptions {
+    /// RX queues (1..=16). With more than one, RSS spreads flows over them.
+    pub rx_queues: u16,
+    /// TX queues (1..=16).
+    pub tx_queues: u16,
+    /// Descriptors per RX ring: a power of two, 8..=4096 (`RDLEN` must be a multiple of 128
+    /// bytes, 8 descriptors; 4096 is DPDK's limit for this NIC).
+    pub rx_ring_size: usize,
+    /// Descriptors per TX ring: as `rx_ring_size`.
+    pub tx_ring_size: usize,
+    /// Pool the RX rings are filled from. `None`: the driver creates one of
+    /// [`IxgbeOptions::buffer_size`]-byte buffers, sized for every ring plus the same again
+    /// for buffers in the application's hands.
+    pub pool: Option<Arc<BufferPool>>,
+    /// Buffer size of the pool the driver creates (at least 1024; `SRRCTL.BSIZEPACKET` is
+    /// the buffer size rounded down to whole KiB, so 2048 holds a 1518-byte frame).
+    pub buffer_size: usize,
+    /// Per-thread cache of the pool the driver creates.
+    pub pool_cache: usize,
+    /// Unicast and multicast promiscuous mode (`FCTRL.UPE | FCTRL.MPE`), as ixy does.
+    pub promiscuous: bool,
+    /// Program RSS (`MRQC`, `RETA`, `RSSRK`) when there is more than one RX queue.
+    pub rss: bool,
+    /// How long to wait for the link at the end of initialisation (ixy: 10 s).
+    pub link_timeout: Duration,
+    /// Fail with [`Error::LinkDown`] when the link is not up by then (otherwise warn and go
+    /// on: the link may come up later).
+    pub require_link: bool,
+    /// MSI-X interrupts for the RX queues; `None`: polling only.
+    pub interrupts: Option<InterruptOptions>,
+}
+
+impl Default for IxgbeOptions {
+    fn default() -> Self {
+        IxgbeOptions {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_ring_size: 512,
+            tx_ring_size: 512,
+            pool: None,
+            buffer_size: 2048,
+            pool_cache: 64,
+            promiscuous: true,
+            rss: true,
+            link_timeout: Duration::from_secs(10),
+            require_link: false,
+            interrupts: None,
+        }
+    }
+}
