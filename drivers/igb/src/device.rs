@@ -293,6 +293,31 @@ impl<F: PciFunction> IgbDevice<F> {
     }
 }
 
+impl<F: PciFunction> Drop for IgbDevice<F> {
+    /// Stops the queues still held here (each ring waits for its queue to stop before its
+    /// buffers go back to the pool), then the receiver and transmitter, masks every
+    /// interrupt and tells the firmware the driver is gone (`CTRL_EXT.DRV_LOAD`). Queues
+    /// taken by cores stop when their handles drop.
+    fn drop(&mut self) {
+        self.rx_parts
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.tx_parts
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let s = &self.shared;
+        if s.read(regs::STATUS) == u32::MAX {
+            return; // gone: nothing to stop
+        }
+        Hw { s }.mask_interrupts();
+        s.modify(regs::RCTL, 0, regs::RCTL_EN);
+        s.modify(regs::TCTL, 0, regs::TCTL_EN);
+        s.modify(regs::CTRL_EXT, 0, regs::CTRL_EXT_DRV_LOAD);
+    }
+}
+
 /// 4.5.7 for this part: copper through the PHY, or fiber / SerDes (`CTRL.SLU` only).
 fn setup_link<F: PciFunction>(s: &Shared<F>, device_id: u16) -> Result<()> {
     if IGB_82576_COPPER_IDS.contains(&device_id) {
