@@ -940,9 +940,32 @@ fn bind_writes_override_unbind_and_probe_and_checks_the_result() {
         "0000:02:00.0"
     );
     assert!(!report.was_not_bound);
+    assert_eq!(report.reprobe_error, None);
     let report = binder.unbind_vfio(a("0000:01:00.0")).unwrap();
     assert!(report.was_not_bound);
     assert_eq!(report.driver.as_deref(), Some("nvme"));
+}
+
+/// A kernel driver that refuses the function after the unbind (drivers_probe failing) leaves
+/// it unbound: reported, not an error, since the function did leave vfio-pci.
+#[test]
+fn unbind_reports_a_refused_reprobe() {
+    let roots = Roots::capture();
+    let binder = Binder::new(&roots.sys);
+    roots.bind("0000:02:00.0", None);
+    // A directory in the attribute's place makes the write fail as the kernel's EINVAL would.
+    let probe = roots.sys.join("bus/pci/drivers_probe");
+    let _ = fs::remove_file(&probe);
+    fs::create_dir(&probe).unwrap();
+    let report = binder.unbind_vfio(a("0000:02:00.0")).unwrap();
+    assert!(!report.was_not_bound);
+    let error = report.reprobe_error.expect("the failed probe is reported");
+    assert!(error.contains("drivers_probe"), "{error}");
+    assert_eq!(
+        fs::read_to_string(roots.sys.join("bus/pci/drivers/vfio-pci/unbind")).unwrap(),
+        "0000:02:00.0",
+        "the unbind itself was written"
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ STOCK_META=linux-image-6.12-amd64
 STOCK_MODULES=(vfio_iommu_type1 vfio_pci nvme)
 
 PACKAGES=(
-    qemu-system-x86 busybox-static cpio kmod xz-utils
+    busybox-static cpio kmod xz-utils
     "$KERNEL_SOURCE_PKG" build-essential bison flex libelf-dev libssl-dev bc
 )
 
@@ -65,7 +65,6 @@ on_exit() {
     fi
     exit "$rc"
 }
-trap on_exit EXIT
 
 # step NAME: starts timing a step (the previous one ends).
 step_start=$SECONDS
@@ -116,6 +115,64 @@ install_packages() {
         tail -30 "$OUT/apt-install.log"
         die "apt-get install failed (log: $OUT/apt-install.log)"
     }
+}
+
+# QEMU 10 (the 82576 `igb` model, and the NVMe fixes the tests rely on; tests/vm/README.md)
+# from Debian's bookworm-backports suite, with only QEMU's packages (and the firmware they
+# require) pinned to it: the rest of the system stays on bookworm.
+QEMU_MIN_MAJOR=10
+BACKPORTS_SOURCES=/etc/apt/sources.list.d/userpci-bookworm-backports.sources
+BACKPORTS_PIN=/etc/apt/preferences.d/userpci-qemu-backports
+QEMU_PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data seabios)
+
+qemu_major() {
+    command -v qemu-system-x86_64 >/dev/null || {
+        echo 0
+        return
+    }
+    qemu-system-x86_64 --version | awk 'NR == 1 { split($4, v, "."); print v[1] + 0 }'
+}
+
+install_qemu() {
+    local major
+    major="$(qemu_major)"
+    if ((major >= QEMU_MIN_MAJOR)); then
+        log "QEMU $(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }') installed"
+        return
+    fi
+    [[ $EUID == 0 ]] || die "QEMU $QEMU_MIN_MAJOR or later needed (have major $major); run as root"
+    local codename
+    codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+    [[ $codename == bookworm ]] ||
+        die "QEMU $QEMU_MIN_MAJOR needed and this is '$codename', not bookworm: install it by hand"
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        log "adding Debian's bookworm-backports suite ($BACKPORTS_SOURCES)"
+        cat >"$BACKPORTS_SOURCES" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    fi
+    cat >"$BACKPORTS_PIN" <<PIN
+# Written by userpci's tests/vm/run.sh: QEMU from bookworm-backports, nothing else.
+Package: ${QEMU_PACKAGES[*]} qemu-utils qemu-block-extra
+Pin: release n=bookworm-backports
+Pin-Priority: 990
+PIN
+    APT_UPDATED=0
+    apt_update_once
+    log "apt-get install ${QEMU_PACKAGES[*]} (bookworm-backports)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${QEMU_PACKAGES[@]}" >"$OUT/apt-qemu.log" 2>&1 || {
+        tail -30 "$OUT/apt-qemu.log"
+        die "installing QEMU from bookworm-backports failed (log: $OUT/apt-qemu.log)"
+    }
+    major="$(qemu_major)"
+    ((major >= QEMU_MIN_MAJOR)) ||
+        die "after the install qemu-system-x86_64 is major $major, expected $QEMU_MIN_MAJOR+"
+    log "QEMU $(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }') installed"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -308,9 +365,13 @@ qemu_args() {
     # shellcheck disable=SC2054 # commas separate QEMU sub-options, not array elements
     QEMU_ARGS=(
         # kernel-irqchip=split: needed by intremap=on under KVM, ignored by TCG.
-        -machine "q35,accel=$accel,kernel-irqchip=split"
+        -machine "q35,kernel-irqchip=split"
+        # TCG with one thread for both vCPUs: with multi-threaded TCG, QEMU 10 behind VT-d
+        # sometimes dies in iotlb_to_section (an assertion in system/physmem.c) or hangs
+        # the guest while a vCPU maps MMIO that the other vCPU's IOMMU update moved.
+        -accel "$([[ $accel == tcg ]] && echo tcg,thread=single || echo "$accel")"
         -cpu max -m 1G -smp 2
-        -nographic -no-reboot -vga none -net none
+        -nographic -no-reboot -vga none
         # VT-d with interrupt remapping; first, before the devices it translates for.
         -device intel-iommu,intremap=on
         # x-speed=5 on every root port: at QEMU 7.2's default 16 GT/s the guest waits for
@@ -323,13 +384,25 @@ qemu_args() {
         -device pcie-root-port,id=rp2,chassis=2,slot=2,x-speed=5
         -drive "file=$OUT/nvme-C.img,if=none,id=d2,format=raw"
         -device nvme,serial=C,drive=d2,bus=rp2
+        # A heterogeneous slot: an NVMe function (serial D) and an 82576 (igb) function in one
+        # multifunction device, so one reset group (harness.rs: HET_NVME, IGB_A). The NVMe is
+        # function 0: behind an igb (ARI, next function 0) function 1 would not be enumerated.
+        -device pcie-root-port,id=rp3,chassis=3,slot=3,x-speed=5
+        -drive "file=$OUT/nvme-D.img,if=none,id=d3,format=raw"
+        -device nvme,serial=D,drive=d3,bus=rp3,addr=0.0,multifunction=on
+        -netdev hubport,id=hub0a,hubid=0
+        -device igb,netdev=hub0a,mac=52:54:00:00:03:01,bus=rp3,addr=0.1
+        # A second 82576 on the same QEMU hub: what one sends the other receives (IGB_B).
+        -device pcie-root-port,id=rp4,chassis=4,slot=4,x-speed=5
+        -netdev hubport,id=hub0b,hubid=0
+        -device igb,netdev=hub0b,mac=52:54:00:00:04:00,bus=rp4
         -kernel "$kernel" -initrd "$initrd" -append "$cmdline"
     )
 }
 
 fresh_disks() {
     local s
-    for s in A B C; do
+    for s in A B C D; do
         rm -f "$OUT/nvme-$s.img"
         truncate -s 128M "$OUT/nvme-$s.img"
     done
@@ -436,6 +509,7 @@ run_mode() {
 # ---------------------------------------------------------------------------------------------
 
 main() {
+    trap on_exit EXIT
     local modes=("$@") m
     ((${#modes[@]})) || modes=(cdev group)
     for m in "${modes[@]}"; do
@@ -445,7 +519,7 @@ main() {
 
     step "packages"
     install_packages
-    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found"
+    install_qemu
 
     local need_cdev=0 need_group=0
     for m in "${modes[@]}"; do
@@ -498,4 +572,4 @@ main() {
 
 # On one line, so bash has read it before main runs: editing this file during a run cannot
 # make bash execute whatever then lies past the old end.
-main "$@"; exit
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then main "$@"; exit; fi

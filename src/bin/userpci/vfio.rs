@@ -51,6 +51,9 @@ pub fn unbind(args: BindArgs) -> CliResult {
                 "{device}: released (now {})",
                 report.driver.as_deref().unwrap_or("no driver")
             );
+            if let Some(error) = &report.reprobe_error {
+                eprintln!("{device}: no kernel driver took it back: {error}");
+            }
         }
     }
     Ok(())

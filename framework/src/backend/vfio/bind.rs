@@ -43,6 +43,11 @@ pub struct UnbindReport {
     pub driver: Option<String>,
     /// True if it was not bound to vfio-pci and nothing was written.
     pub was_not_bound: bool,
+    /// Why asking the kernel to probe a driver for it failed, when it did. The function is
+    /// off vfio-pci either way; a kernel driver that cannot take it back leaves it unbound
+    /// (seen with Debian's 6.12 and QEMU: `drivers_probe` answers EINVAL for an NVMe function
+    /// once an 82576 shares the slot next to it; tests/vm/README.md).
+    pub reprobe_error: Option<String>,
 }
 
 /// Binds functions to vfio-pci and back under a sysfs root.
@@ -151,6 +156,7 @@ impl Binder {
                 device: address,
                 driver: info.driver,
                 was_not_bound: true,
+                reprobe_error: None,
             });
         }
         let device_dir = self.sysfs.device_path(address);
@@ -158,13 +164,24 @@ impl Binder {
         // An empty line clears the override.
         write_attr(&device_dir.join("driver_override"), "\n")?;
         write_attr(&device_dir.join("driver/unbind"), &bdf)?;
-        write_attr(&self.sysfs.root().join("bus/pci/drivers_probe"), &bdf)?;
+        // Unbound from here on: a failed probe of a kernel driver is reported, not an error.
+        let reprobe_error = write_attr(&self.sysfs.root().join("bus/pci/drivers_probe"), &bdf)
+            .err()
+            .map(|e| e.to_string());
         let driver = self.sysfs.function(address)?.driver;
-        tracing::info!(device = %address, ?driver, "unbound from vfio-pci");
+        match &reprobe_error {
+            None => tracing::info!(device = %address, ?driver, "unbound from vfio-pci"),
+            Some(error) => tracing::warn!(
+                device = %address,
+                %error,
+                "unbound from vfio-pci; no kernel driver took it back"
+            ),
+        }
         Ok(UnbindReport {
             device: address,
             driver,
             was_not_bound: false,
+            reprobe_error,
         })
     }
 }

@@ -164,7 +164,9 @@ pub const fn test(name: &'static str, modes: Modes, run: fn(&Ctx) -> TestResult)
 }
 
 /// The QEMU topology that `tests/vm/run.sh` builds (see its `qemu_args`): root port rp1 with a
-/// two-function NVMe slot (serials A and B), root port rp2 with one NVMe (serial C).
+/// two-function NVMe slot (serials A and B), root port rp2 with one NVMe (serial C), root port
+/// rp3 with a heterogeneous slot (igb + NVMe serial D), root port rp4 with a second igb; both
+/// igbs on one QEMU hub.
 pub const SLOT1_FN0: PciAddress = PciAddress {
     domain: 0,
     bus: 1,
@@ -185,8 +187,34 @@ pub const SLOT2_FN0: PciAddress = PciAddress {
     device: 0,
     function: 0,
 };
+/// Function 0 of the heterogeneous slot behind root port rp3: an NVMe controller (serial D).
+/// NVMe at function 0, not the igb: QEMU's igb has an ARI capability whose next-function
+/// number is 0, and with ARI forwarding on the root port the kernel follows that pointer from
+/// function 0, so a function 1 behind an igb at function 0 is never enumerated.
+pub const HET_NVME: PciAddress = PciAddress {
+    domain: 0,
+    bus: 3,
+    device: 0,
+    function: 0,
+};
+/// Function 1 of the heterogeneous slot: an 82576 (QEMU's `igb`), in HET_NVME's reset group.
+pub const IGB_A: PciAddress = PciAddress {
+    domain: 0,
+    bus: 3,
+    device: 0,
+    function: 1,
+};
+/// The second 82576, alone behind root port rp4, on the same QEMU hub as IGB_A.
+pub const IGB_B: PciAddress = PciAddress {
+    domain: 0,
+    bus: 4,
+    device: 0,
+    function: 0,
+};
 /// Every NVMe function of the topology, in address order.
-pub const NVME_FUNCTIONS: [PciAddress; 3] = [SLOT1_FN0, SLOT1_FN1, SLOT2_FN0];
+pub const NVME_FUNCTIONS: [PciAddress; 4] = [SLOT1_FN0, SLOT1_FN1, SLOT2_FN0, HET_NVME];
+/// Every 82576 function of the topology, in address order.
+pub const IGB_FUNCTIONS: [PciAddress; 2] = [IGB_A, IGB_B];
 
 /// What every test gets.
 pub struct Ctx {

@@ -5,6 +5,8 @@
 
 mod backend;
 mod coordinated;
+mod igb;
+mod ledger;
 mod nvme;
 mod raw;
 mod support;
@@ -19,6 +21,7 @@ pub const TESTS: &[Test] = &[
     test("sysfs_nvme_functions",  Modes::Both,      topology::nvme_functions),
     test("sysfs_iommu_groups",    Modes::Both,      topology::iommu_groups),
     test("sysfs_reset_methods",   Modes::Both,      topology::reset_methods),
+    test("sysfs_heterogeneous_slot", Modes::Both,   topology::heterogeneous_slot),
     // Device nodes.
     test("devnodes_cdev",         Modes::CdevOnly,  topology::devnodes_cdev),
     test("devnodes_group",        Modes::GroupOnly, topology::devnodes_group),
@@ -34,6 +37,13 @@ pub const TESTS: &[Test] = &[
     test("iommu_blocks_stray_dma",           Modes::Both, nvme::iommu_blocks_stray_dma),
     test("msix_interrupt_mode",              Modes::Both, nvme::msix_interrupt_mode),
     test("flr_then_reinit",                  Modes::Both, nvme::flr_then_reinit),
+    // The igb driver on QEMU's 82576 (issue 9 item 4).
+    test("igb_init_link_up",                 Modes::Both, igb::igb_init_link_up),
+    test("igb_frames_both_directions",       Modes::Both, igb::igb_frames_both_directions),
+    test("igb_rss_spreads_flows",            Modes::Both, igb::igb_rss_spreads_flows),
+    test("igb_msix_wakes_receiver",          Modes::Both, igb::igb_msix_wakes_receiver),
+    test("igb_iommu_blocks_stray_descriptor", Modes::Both, igb::igb_iommu_blocks_stray_descriptor),
+    test("igb_flr_then_reinit",              Modes::Both, igb::igb_flr_then_reinit),
     // Reset groups: hot-reset info, hot reset, refusal.
     test("hot_reset_info_slot",              Modes::Both, backend::hot_reset_info_slot),
     test("hot_reset_both_owned",             Modes::Both, backend::hot_reset_both_owned),

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use userpci_framework::device::ResetMethod;
 
-use crate::harness::{Ctx, TestResult, NVME_FUNCTIONS, SLOT1_FN0, SLOT1_FN1, SLOT2_FN0};
+use crate::harness::{
+    Ctx, TestResult, HET_NVME, IGB_A, IGB_B, IGB_FUNCTIONS, NVME_FUNCTIONS, SLOT1_FN0, SLOT1_FN1,
+    SLOT2_FN0,
+};
 use crate::{ensure, note};
 
 /// NVMe class code: mass storage, non-volatile memory, NVM Express.
@@ -99,6 +102,67 @@ pub fn reset_methods(ctx: &Ctx) -> TestResult {
         methods.contains(&ResetMethod::Flr),
         "{SLOT1_FN0}: reset_method {methods:?} lacks flr"
     );
+    Ok(())
+}
+
+/// QEMU's 82576 (`-device igb`).
+const QEMU_IGB: (u16, u16) = (0x8086, 0x10c9);
+
+/// The heterogeneous slot: an NVMe function and an igb function behind one root port (so one
+/// reset group: a bus reset hits both), each in its own IOMMU group, because QEMU's igb has
+/// an ACS capability and the NVMe does not (the kernel splits a multifunction slot's functions
+/// into groups by ACS); the second igb alone behind its own root port; all bound to vfio-pci.
+pub fn heterogeneous_slot(ctx: &Ctx) -> TestResult {
+    for addr in IGB_FUNCTIONS {
+        let f = ctx.function(addr)?;
+        note!(
+            "{addr}: {:04x}:{:04x} class {:#08x} driver {:?} group {:?} reset {:?} parent {:?}",
+            f.vendor,
+            f.device,
+            f.class,
+            f.driver,
+            f.iommu_group,
+            f.reset_methods,
+            f.parent_bridge
+        );
+        ensure!(
+            (f.vendor, f.device) == QEMU_IGB,
+            "{addr}: id {:04x}:{:04x}, expected QEMU's 82576 {:04x}:{:04x}",
+            f.vendor,
+            f.device,
+            QEMU_IGB.0,
+            QEMU_IGB.1
+        );
+        ensure!(
+            f.driver.as_deref() == Some("vfio-pci"),
+            "{addr}: bound to {:?}, expected vfio-pci (the guest's /init binds it)",
+            f.driver
+        );
+    }
+    let (nvme, igb, igb_b) = (
+        ctx.function(HET_NVME)?,
+        ctx.function(IGB_A)?,
+        ctx.function(IGB_B)?,
+    );
+    ensure!(
+        nvme.parent_bridge.is_some() && nvme.parent_bridge == igb.parent_bridge,
+        "{HET_NVME} behind {:?} but {IGB_A} behind {:?}, expected one root port",
+        nvme.parent_bridge,
+        igb.parent_bridge
+    );
+    ensure!(
+        igb_b.parent_bridge != igb.parent_bridge,
+        "{IGB_B} behind the heterogeneous slot's bridge, expected its own root port"
+    );
+    let groups = ctx.sysfs.iommu_groups()?;
+    for addr in [HET_NVME, IGB_A, IGB_B] {
+        let g = ctx.iommu_group(addr)?;
+        let members = groups.get(&g).cloned().unwrap_or_default();
+        ensure!(
+            members == [addr],
+            "{addr}: IOMMU group {g} has members {members:?}, expected {addr} alone"
+        );
+    }
     Ok(())
 }
 
