@@ -1,5 +1,5 @@
 //! Bring-up, in the order of the datasheet's section 4.6 "Software Initialization and
-//! Diagnostics" (82599 datasheet rev. 3.x), read top to bottom in [`bring_up`].
+//! Diagnostics" (82599 datasheet rev. 3.x), read top to bottom in `bring_up`.
 //!
 //! Every register poll has a deadline on the function's clock and fails with
 //! [`Error::Init`] naming the step; nothing waits forever.

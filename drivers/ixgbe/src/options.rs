@@ -74,7 +74,7 @@ pub struct IxgbeOptions {
     pub rss: bool,
     /// How long to wait for the link at the end of initialisation (ixy: 10 s).
     pub link_timeout: Duration,
-    /// Fail with [`Error::LinkDown`] when the link is not up by then (otherwise warn and go
+    /// Fail with [`Error::LinkDown`](crate::Error::LinkDown) when the link is not up by then (otherwise warn and go
     /// on: the link may come up later).
     pub require_link: bool,
     /// MSI-X interrupts for the RX queues; `None`: polling only.

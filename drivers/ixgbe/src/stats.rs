@@ -3,7 +3,7 @@
 //! the RX and TX queue handles (kept by the ring engine, `userpci_intel_ring`).
 //!
 //! A leaf apart from [`crate::spec`]: the counters are read through a register-read function
-//! ([`read_delta`]); the shared device state accumulates them.
+//! (`read_delta`); the shared device state accumulates them.
 
 use userpci_intel_ring::{RxRingStats, TxRingStats};
 

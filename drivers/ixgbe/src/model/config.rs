@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use userpci_framework::backend::sim::{DeviceModel, ModelRegistry};
 use userpci_framework::{Error, Result};
 
 use super::frame::{MAX_FRAME, MIN_UDP_FRAME};
-use super::IxgbeModel;
+// The factory lives in the module root, above the model it builds; reached here as before.
+pub use super::{factory, register};
 use crate::spec::queue::MAX_QUEUES;
 
 /// The name the model is registered under in topology files (`model = "ixgbe"`).
@@ -338,20 +338,6 @@ pub fn format_mac(mac: [u8; 6]) -> String {
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
     )
-}
-
-/// Builds an 82599 model from topology-file parameters (see [`IxgbeModelConfig`]; the keys
-/// are its field names, durations as `link_delay_us`, `reset_delay_us`,
-/// `auto_read_delay_us`, `wire_poll_ns`, the MAC as a string, `generator` as a table of
-/// [`GeneratorConfig`]'s fields with `dst = "port" | "broadcast" | "aa:bb:.."`).
-pub fn factory(params: &toml::Table) -> Result<Box<dyn DeviceModel>> {
-    let config = IxgbeModelConfig::from_params(params)?;
-    Ok(Box::new(IxgbeModel::new(config)?))
-}
-
-/// Registers the model as [`MODEL_NAME`].
-pub fn register(registry: &mut ModelRegistry) {
-    registry.register(MODEL_NAME, factory);
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The model's state, its life cycle (power-on, `CTRL.RST`, `CTRL.LRST`, function and bus
-//! resets), the link state machine and the timers.
+//! The model's life cycle (power-on, `CTRL.RST`, `CTRL.LRST`, function and bus resets), the
+//! link state machine and the timers: the part that drives the others, on top of them.
 
 use std::time::Duration;
 
@@ -7,112 +7,22 @@ use userpci_framework::backend::sim::{ModelContext, ResetKind};
 use userpci_framework::Result;
 
 use super::config::IxgbeModelConfig;
-use super::faults::{Faults, IxgbeModelStats};
 use super::frame::{FrameFifo, MAX_FRAME};
-use super::interrupts::Interrupts;
-use super::regs::BAR0_SIZE;
-use super::rx::RxMeta;
-use super::traffic::{GeneratorState, TxSink, Wire, WirePort};
-use super::tx::TxQueueState;
-use crate::spec::queue::{MAX_QUEUES, RDRXCTL, RDRXCTL_DMAIDONE, RXCTRL, RXCTRL_RXEN};
-use crate::spec::regs::{CTRL, CTRL_LRST, CTRL_RST, EEC, EEC_ARD, EICR_LSC};
-
-/// The receive packet buffer can hold at most this much (`RXPBSIZE(0)` up to 512 KiB).
-pub const RX_PACKET_BUFFER: usize = 512 * 1024;
-
-/// The link as the MAC sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Link {
-    /// `LINKS.LINK_UP`.
-    pub up: bool,
-    /// Auto-negotiation / link training is under way; the link comes up when it ends.
-    pub training: bool,
-    /// A link flap holds the link down until it ends.
-    pub flapping: bool,
-    /// The link comes up when the flap ends (it was up, or training ended during the flap).
-    pub(crate) up_after_flap: bool,
-    /// Bumped by every change of plan, so that older link timers are ignored.
-    pub(crate) epoch: u32,
-    /// Likewise for flaps.
-    pub(crate) flap_epoch: u32,
-}
-
-/// What a timer is for (the top byte of its token).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum TimerKind {
-    /// `CTRL.RST` self-clears.
-    ResetDone = 1,
-    /// `EEC.ARD` and `RDRXCTL.DMAIDONE` are set.
-    AutoReadDone,
-    /// `CTRL.LRST` self-clears; link training restarts.
-    LinkResetDone,
-    /// Link training ends (aux: link epoch).
-    LinkUp,
-    /// A link flap ends (aux: link epoch).
-    FlapEnd,
-    /// An interrupt throttle interval ends (aux: vector).
-    Itr,
-    /// Accumulated TX write-backs are flushed (aux: queue).
-    TxFlush,
-    /// The generator's next frame (aux: generator epoch).
-    Generator,
-    /// A wire port looks for frames from its peer.
-    WirePoll,
-}
-
-impl TimerKind {
-    fn from_u8(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => TimerKind::ResetDone,
-            2 => TimerKind::AutoReadDone,
-            3 => TimerKind::LinkResetDone,
-            4 => TimerKind::LinkUp,
-            5 => TimerKind::FlapEnd,
-            6 => TimerKind::Itr,
-            7 => TimerKind::TxFlush,
-            8 => TimerKind::Generator,
-            9 => TimerKind::WirePoll,
-            _ => return None,
-        })
-    }
-}
-
-/// A model of one port of an Intel 82599ES 10 GbE controller. See the
-/// [module documentation](super).
-pub struct IxgbeModel {
-    pub(crate) config: IxgbeModelConfig,
-    /// BAR0, one entry per dword.
-    pub(crate) regs: Vec<u32>,
-    /// Bumped by every reset: timers set before it are ignored.
-    pub(crate) generation: u32,
-    pub(crate) link: Link,
-    pub(crate) irq: Interrupts,
-    /// The receive packet buffer: frames accepted by the filters, waiting for descriptors.
-    pub(crate) rx_fifo: FrameFifo<RxMeta>,
-    /// A frame from the generator or the wire, before it is received.
-    pub(crate) scratch: Vec<u8>,
-    /// The frame being assembled from TX descriptors.
-    pub(crate) tx_frame: Vec<u8>,
-    pub(crate) tx_queues: Vec<TxQueueState>,
-    pub(crate) generator: GeneratorState,
-    pub(crate) wire: Option<WirePort>,
-    pub(crate) wire_poll_armed: bool,
-    pub(crate) sink: TxSink,
-    pub(crate) faults: Faults,
-    pub(crate) stats: IxgbeModelStats,
-}
-
-impl std::fmt::Debug for IxgbeModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IxgbeModel")
-            .field("mac", &super::config::format_mac(self.config.mac))
-            .field("link", &self.link)
-            .field("rx_buffered", &self.rx_fifo.len())
-            .field("wire", &self.wire.as_ref().map(|w| w.wire().name()))
-            .finish()
-    }
-}
+use super::regs::{
+    block, rx_reg, BAR0_SIZE, DCA_RXCTRL_POWER_ON, EEC_POWER_ON, HLREG0_POWER_ON, MAXFRS,
+    MAXFRS_POWER_ON, SRRCTL_POWER_ON,
+};
+use super::shared::{
+    Faults, Interrupts, IxgbeModelStats, Link, TimerKind, TxQueueState, RX_PACKET_BUFFER,
+};
+use super::sink::TxSink;
+use super::state::{GeneratorState, IxgbeModel};
+use super::wire::Wire;
+use crate::spec::queue::{MAX_QUEUES, RDRXCTL, RDRXCTL_DMAIDONE, RXPBSIZE, TXPBSIZE};
+use crate::spec::regs::{
+    AUTOC, AUTOC_LMS_10G_SERIAL, CTRL, CTRL_LRST, CTRL_RST, EEC, EEC_ARD, EICR_LSC, HLREG0, RAH,
+    RAL,
+};
 
 impl IxgbeModel {
     /// A model at power-on. Joins the configured wire, if any.
@@ -172,6 +82,28 @@ impl IxgbeModel {
         self.generator.epoch = self.generator.epoch.wrapping_add(1);
         self.wire_poll_armed = false;
         self.faults.tx_hang = false;
+    }
+
+    /// Every register at its power-on value, as after the EEPROM auto-read (`EEC.ARD` and
+    /// `RDRXCTL.DMAIDONE` set, `RAL(0)`/`RAH(0)` holding the configured MAC).
+    pub(crate) fn registers_power_on(&mut self) {
+        self.regs.fill(0);
+        self.set_reg(EEC, EEC_POWER_ON);
+        self.set_reg(RDRXCTL, RDRXCTL_DMAIDONE);
+        self.set_reg(HLREG0, HLREG0_POWER_ON);
+        self.set_reg(MAXFRS, MAXFRS_POWER_ON);
+        self.set_reg(AUTOC, AUTOC_LMS_10G_SERIAL);
+        self.set_reg(RXPBSIZE(0), 512 << 10);
+        self.set_reg(TXPBSIZE(0), 160 << 10);
+        for q in 0..MAX_QUEUES {
+            self.set_reg(rx_reg(q, block::SRRCTL), SRRCTL_POWER_ON);
+            self.set_reg(rx_reg(q, 0x0C), DCA_RXCTRL_POWER_ON);
+        }
+        let mac = self.config.mac;
+        let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+        let rah = u32::from_le_bytes([mac[4], mac[5], 0, 0]) | crate::spec::regs::RAH_AV;
+        self.set_reg(RAL(0), ral);
+        self.set_reg(RAH(0), rah);
     }
 
     /// A function-level or bus reset: power-on at once (the bus waits 100 ms before the next
@@ -236,29 +168,6 @@ impl IxgbeModel {
     pub(crate) fn receiver_enabled(&mut self, ctx: &mut ModelContext<'_>) {
         self.drain_rx(ctx);
         self.rx_ready(ctx);
-    }
-
-    /// Starts what waits for the receiver and the link: the generator, the wire poll.
-    pub(crate) fn rx_ready(&mut self, ctx: &mut ModelContext<'_>) {
-        if !self.link.up || self.reg(RXCTRL) & RXCTRL_RXEN == 0 {
-            return;
-        }
-        self.start_generator_if_ready(ctx);
-        self.arm_wire_poll(ctx);
-    }
-
-    /// Sets a timer of this model's current generation.
-    pub(crate) fn schedule(
-        &mut self,
-        ctx: &mut ModelContext<'_>,
-        after: Duration,
-        kind: TimerKind,
-        aux: u32,
-    ) {
-        let token = (u64::from(kind as u8) << 56)
-            | (u64::from(aux & 0xFF_FFFF) << 32)
-            | u64::from(self.generation);
-        ctx.schedule(after, token);
     }
 
     /// A timer fell due.

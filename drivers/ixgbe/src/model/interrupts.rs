@@ -22,46 +22,14 @@ use std::time::Duration;
 
 use userpci_framework::backend::sim::ModelContext;
 
-use super::device::TimerKind;
 use super::regs::{eiam_ex, EICR_OTHER_CAUSES};
-use super::IxgbeModel;
+use super::shared::TimerKind;
+pub use super::shared::MSIX_VECTORS;
+use super::state::IxgbeModel;
 use crate::spec::regs::{
     ivar_entry, EIAC, EICR_OTHER, EITR, EITR_ITR_INTERVAL_MASK, EITR_ITR_INTERVAL_SHIFT, GPIE,
     GPIE_EIAME, GPIE_MSIX_MODE, GPIE_OCD, IVAR_ALLOC_VAL, IVAR_INT_ALLOC_MASK, IVAR_MISC,
 };
-
-/// MSI-X vectors of the function.
-pub const MSIX_VECTORS: usize = 64;
-
-/// The interrupt state that is not a plain register.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Interrupts {
-    /// Cause bit per vector (MSI-X) or per `EICR.RTxQ` bit (other modes).
-    pub(crate) pending: u64,
-    /// `EICR` bits 30:16.
-    pub(crate) other: u32,
-    /// `EIMS_EX` (`EIMS` bits 15:0 are its low bits).
-    pub(crate) mask: u64,
-    /// `EIMS` bits 31:16.
-    pub(crate) mask_other: u32,
-    /// When each vector last fired.
-    pub(crate) last_fire: [Option<Duration>; MSIX_VECTORS],
-    /// Vectors with a throttle timer set.
-    pub(crate) throttled: u64,
-}
-
-impl Default for Interrupts {
-    fn default() -> Self {
-        Interrupts {
-            pending: 0,
-            other: 0,
-            mask: 0,
-            mask_other: 0,
-            last_fire: [None; MSIX_VECTORS],
-            throttled: 0,
-        }
-    }
-}
 
 impl IxgbeModel {
     fn msix_mode(&self) -> bool {

@@ -57,28 +57,53 @@
 //! EEPROM / flash / PHY / SFP interfaces (`EEC` holds `PRES` and `ARD` only), the RX
 //! `WTHRESH` (RX write-backs are immediate).
 
+// Bottom to top (ARCHITECTURE.md): leaves, the state, the parts, the life cycle, the
+// register dispatch; this file's `DeviceModel` impl on top.
 pub mod config;
 mod device;
 pub mod faults;
 pub mod frame;
 pub mod interrupts;
+mod mmio;
 pub mod regs;
 pub mod rss;
 pub mod rx;
+mod shared;
+pub mod sink;
+mod state;
 pub mod traffic;
 pub mod tx;
+pub mod wire;
 
 use std::any::Any;
 
-use userpci_framework::backend::sim::{BarInfo, DeviceModel, ModelContext, ModelInfo, ResetKind};
+use userpci_framework::backend::sim::{
+    BarInfo, DeviceModel, ModelContext, ModelInfo, ModelRegistry, ResetKind,
+};
+use userpci_framework::Result;
 
-pub use config::{factory, register, GeneratorConfig, GeneratorDst, IxgbeModelConfig, MODEL_NAME};
-pub use device::{IxgbeModel, Link};
+pub use config::{GeneratorConfig, GeneratorDst, IxgbeModelConfig, MODEL_NAME};
 pub use faults::{IxgbeModelStats, RxCorruption};
 pub use rx::{RxDrop, RxOutcome};
+pub use shared::Link;
+pub use state::IxgbeModel;
 pub use traffic::{
     connect, GeneratorState, SentFrame, TxSink, Wire, WirePort, WireSide, WireStats,
 };
+
+/// Builds an 82599 model from topology-file parameters (see [`IxgbeModelConfig`]; the keys
+/// are its field names, durations as `link_delay_us`, `reset_delay_us`,
+/// `auto_read_delay_us`, `wire_poll_ns`, the MAC as a string, `generator` as a table of
+/// [`GeneratorConfig`]'s fields with `dst = "port" | "broadcast" | "aa:bb:.."`).
+pub fn factory(params: &toml::Table) -> Result<Box<dyn DeviceModel>> {
+    let config = IxgbeModelConfig::from_params(params)?;
+    Ok(Box::new(IxgbeModel::new(config)?))
+}
+
+/// Registers the model as [`MODEL_NAME`].
+pub fn register(registry: &mut ModelRegistry) {
+    registry.register(MODEL_NAME, factory);
+}
 
 /// Intel's PCI vendor ID.
 pub const VENDOR_ID: u16 = 0x8086;

@@ -1,23 +1,12 @@
-//! The register file: storage of BAR0, power-on values, the 82598 alias addresses, the
-//! registers `spec` does not define, and the read / write dispatch.
+//! The register file's layout: BAR0's size, power-on values, the 82598 alias addresses, the
+//! registers `spec` does not define, and how queue blocks and counters decode. A leaf: the
+//! read / write dispatch that gives registers their behaviour is in `mmio.rs`.
 //!
 //! Every dword of BAR0 has storage, so a register the model gives no behaviour reads back
 //! what was last written (zero after reset). Registers with behaviour are listed in the
 //! module documentation of [`super`].
 
-use userpci_framework::backend::sim::ModelContext;
-
-use super::IxgbeModel;
-use crate::spec::queue::{
-    DMATXCTL, DMATXCTL_TE, MAX_QUEUES, RDRXCTL, RDRXCTL_DMAIDONE, RXCTRL, RXCTRL_RXEN,
-    RXDCTL_ENABLE, RXPBSIZE, TXDCTL_ENABLE, TXDCTL_SWFLSH, TXPBSIZE,
-};
-use crate::spec::regs::{
-    AUTOC, AUTOC_AN_RESTART, AUTOC_FLU, AUTOC_LMS_10G_SERIAL, CTRL, CTRL_LRST,
-    CTRL_PCIE_MASTER_DISABLE, CTRL_RST, EEC, EEC_ARD, EEC_PRES, EIAC, EIAM, EICR, EICS, EIMC, EIMS,
-    GPIE, HLREG0, HLREG0_RXCRCSTRP, HLREG0_TXCRCEN, HLREG0_TXPADEN, LINKS, LINKS_UP, RAH, RAL,
-    STATUS, STATUS_LAN_ID_SHIFT, STATUS_LINK_UP, STATUS_PCIE_MASTER_ENABLE_STATUS,
-};
+use crate::spec::regs::{EEC_ARD, EEC_PRES, HLREG0_RXCRCSTRP, HLREG0_TXCRCEN, HLREG0_TXPADEN};
 use crate::spec::stats;
 
 /// BAR0 size: 512 KiB.
@@ -76,10 +65,10 @@ pub const MPTC: usize = 0x040F0;
 /// `BPTC`, Broadcast Packets Transmitted Count.
 pub const BPTC: usize = 0x040F4;
 /// `EEC` at power-on: EEPROM present, auto-read done.
-const EEC_POWER_ON: u32 = EEC_PRES | EEC_ARD;
+pub(crate) const EEC_POWER_ON: u32 = EEC_PRES | EEC_ARD;
 /// `HLREG0` at power-on: `TXCRCEN`, `RXCRCSTRP`, `TXPADEN`, `MDCSPD` (16), `RXLNGTHERREN`
 /// (27) and the reserved bits 3, 11 and 13 that read 1.
-const HLREG0_POWER_ON: u32 = HLREG0_TXCRCEN
+pub(crate) const HLREG0_POWER_ON: u32 = HLREG0_TXCRCEN
     | HLREG0_RXCRCSTRP
     | HLREG0_TXPADEN
     | (1 << 3)
@@ -92,7 +81,7 @@ pub const SRRCTL_POWER_ON: u32 = 0x0000_0402;
 /// `MAXFRS.MFS` at power-on: 1518 bytes.
 pub const MAXFRS_POWER_ON: u32 = 0x05EE << 16;
 /// `DCA_RXCTRL` bit 12 reads 1 at power-on (see `spec::queue::DCA_RXCTRL_RESERVED12`).
-const DCA_RXCTRL_POWER_ON: u32 = 1 << 12;
+pub(crate) const DCA_RXCTRL_POWER_ON: u32 = 1 << 12;
 
 /// Which register of a queue block an offset is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,260 +174,11 @@ pub fn is_counter(offset: usize) -> bool {
     }
 }
 
-impl IxgbeModel {
-    /// The stored value of `offset` (canonical, dword aligned, in range).
-    #[inline]
-    pub(crate) fn reg(&self, offset: usize) -> u32 {
-        self.regs[offset / 4]
-    }
-
-    #[inline]
-    pub(crate) fn set_reg(&mut self, offset: usize, value: u32) {
-        self.regs[offset / 4] = value;
-    }
-
-    /// Adds to a 32-bit counter (wrapping, as the hardware's do).
-    #[inline]
-    pub(crate) fn count(&mut self, offset: usize, n: u32) {
-        let slot = &mut self.regs[offset / 4];
-        *slot = slot.wrapping_add(n);
-    }
-
-    /// Adds to a 36-bit counter split into a low register and a 4-bit high register.
-    pub(crate) fn count36(&mut self, low: usize, high: usize, n: u64) {
-        let value =
-            (u64::from(self.reg(high) & stats::OCTETS_HIGH_MASK) << 32) | u64::from(self.reg(low));
-        let value = value.wrapping_add(n) & 0xF_FFFF_FFFF;
-        self.set_reg(low, value as u32);
-        self.set_reg(high, (value >> 32) as u32);
-    }
-
-    /// Every register at its power-on value, as after the EEPROM auto-read (`EEC.ARD` and
-    /// `RDRXCTL.DMAIDONE` set, `RAL(0)`/`RAH(0)` holding the configured MAC).
-    pub(crate) fn registers_power_on(&mut self) {
-        self.regs.fill(0);
-        self.set_reg(EEC, EEC_POWER_ON);
-        self.set_reg(RDRXCTL, RDRXCTL_DMAIDONE);
-        self.set_reg(HLREG0, HLREG0_POWER_ON);
-        self.set_reg(MAXFRS, MAXFRS_POWER_ON);
-        self.set_reg(AUTOC, AUTOC_LMS_10G_SERIAL);
-        self.set_reg(RXPBSIZE(0), 512 << 10);
-        self.set_reg(TXPBSIZE(0), 160 << 10);
-        for q in 0..MAX_QUEUES {
-            self.set_reg(rx_reg(q, block::SRRCTL), SRRCTL_POWER_ON);
-            self.set_reg(rx_reg(q, 0x0C), DCA_RXCTRL_POWER_ON);
-        }
-        let mac = self.config.mac;
-        let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
-        let rah = u32::from_le_bytes([mac[4], mac[5], 0, 0]) | crate::spec::regs::RAH_AV;
-        self.set_reg(RAL(0), ral);
-        self.set_reg(RAH(0), rah);
-    }
-
-    /// A 32-bit register read.
-    pub(crate) fn read32(&mut self, ctx: &mut ModelContext<'_>, offset: usize) -> u32 {
-        let offset = canonical(offset);
-        match offset {
-            STATUS => {
-                let lan = u32::from(ctx.address().function & 1) << STATUS_LAN_ID_SHIFT;
-                let link = if self.link.up { STATUS_LINK_UP } else { 0 };
-                let master = if self.reg(CTRL) & CTRL_PCIE_MASTER_DISABLE == 0 {
-                    STATUS_PCIE_MASTER_ENABLE_STATUS
-                } else {
-                    0
-                };
-                lan | link | master
-            }
-            LINKS => self.links(),
-            EICR => self.read_eicr(),
-            EICS => self.eicr_value(),
-            EIMS => self.eims_value(),
-            EIMC => 0,
-            o if o == eims_ex(0) => self.irq.mask as u32,
-            o if o == eims_ex(1) => (self.irq.mask >> 32) as u32,
-            o if is_counter(o) => {
-                let value = self.reg(o);
-                self.set_reg(o, 0);
-                value
-            }
-            o => self.reg(o),
-        }
-    }
-
-    /// A 32-bit register write.
-    pub(crate) fn write32(&mut self, ctx: &mut ModelContext<'_>, offset: usize, value: u32) {
-        let offset = canonical(offset);
-        if let Some(queue) = queue_reg(offset) {
-            if !is_counter(offset) {
-                self.write_queue_reg(ctx, offset, queue, value);
-            }
-            return;
-        }
-        match offset {
-            CTRL => self.write_ctrl(ctx, value),
-            STATUS | LINKS => {}
-            EEC => {
-                let hw = EEC_PRES | EEC_ARD;
-                let old = self.reg(EEC);
-                self.set_reg(EEC, (value & !hw) | (old & hw));
-            }
-            RDRXCTL => {
-                let old = self.reg(RDRXCTL);
-                self.set_reg(
-                    RDRXCTL,
-                    (value & !RDRXCTL_DMAIDONE) | (old & RDRXCTL_DMAIDONE),
-                );
-            }
-            AUTOC => {
-                let old = self.reg(AUTOC);
-                self.set_reg(AUTOC, value & !AUTOC_AN_RESTART);
-                let force_up = value & AUTOC_FLU != 0 && old & AUTOC_FLU == 0;
-                if value & AUTOC_AN_RESTART != 0 || force_up {
-                    self.restart_link(ctx);
-                }
-            }
-            RXCTRL => {
-                let old = self.reg(RXCTRL);
-                self.set_reg(RXCTRL, value);
-                if value & RXCTRL_RXEN != 0 && old & RXCTRL_RXEN == 0 {
-                    self.receiver_enabled(ctx);
-                }
-            }
-            DMATXCTL => {
-                let old = self.reg(DMATXCTL);
-                self.set_reg(DMATXCTL, value);
-                if value & DMATXCTL_TE != 0 && old & DMATXCTL_TE == 0 {
-                    self.process_all_tx(ctx);
-                }
-            }
-            o if o == RXPBSIZE(0) => {
-                self.set_reg(o, value);
-                self.rx_fifo
-                    .set_limit(((value >> 10) & 0x3FF) as usize * 1024);
-            }
-            EICR => self.write_eicr(ctx, value),
-            EICS => self.write_eics(ctx, value),
-            EIMS => self.write_eims(ctx, u64::from(value & 0xFFFF), value & 0xFFFF_0000),
-            EIMC => self.write_eimc(u64::from(value & 0xFFFF), value & 0xFFFF_0000),
-            EIAM => {
-                self.set_reg(EIAM, value);
-                let low = eiam_ex(0);
-                self.set_reg(low, (self.reg(low) & !0xFFFF) | (value & 0xFFFF));
-            }
-            o if o == eiam_ex(0) => {
-                self.set_reg(o, value);
-                self.set_reg(EIAM, (self.reg(EIAM) & !0xFFFF) | (value & 0xFFFF));
-            }
-            o if o == eims_ex(0) || o == eims_ex(1) => {
-                let shift = if o == eims_ex(0) { 0 } else { 32 };
-                self.write_eims(ctx, u64::from(value) << shift, 0);
-            }
-            o if o == eimc_ex(0) || o == eimc_ex(1) => {
-                let shift = if o == eimc_ex(0) { 0 } else { 32 };
-                self.write_eimc(u64::from(value) << shift, 0);
-            }
-            o if o == eics_ex(0) || o == eics_ex(1) => {
-                let shift = if o == eics_ex(0) { 0 } else { 32 };
-                self.set_causes(ctx, u64::from(value) << shift, 0);
-            }
-            EIAC | GPIE => self.set_reg(offset, value),
-            o if is_counter(o) => {}
-            o => self.set_reg(o, value),
-        }
-    }
-
-    fn write_queue_reg(
-        &mut self,
-        ctx: &mut ModelContext<'_>,
-        offset: usize,
-        queue: QueueReg,
-        value: u32,
-    ) {
-        match queue {
-            QueueReg::Rx(_, block::TAIL) => {
-                self.set_reg(offset, value & 0xFFFF);
-                self.drain_rx(ctx);
-            }
-            QueueReg::Rx(q, block::HEAD) => {
-                if self.reg(rx_reg(q, block::DCTL)) & RXDCTL_ENABLE != 0 {
-                    self.stats.protocol_violations += 1;
-                }
-                self.set_reg(offset, value & 0xFFFF);
-            }
-            QueueReg::Rx(q, block::DCTL) => {
-                let old = self.reg(offset);
-                let allowed = q < usize::from(self.config.rx_queues);
-                let value = if allowed {
-                    value
-                } else {
-                    value & !RXDCTL_ENABLE
-                };
-                self.set_reg(offset, value);
-                if value & RXDCTL_ENABLE != 0 && old & RXDCTL_ENABLE == 0 {
-                    self.drain_rx(ctx);
-                }
-            }
-            QueueReg::Tx(q, block::TAIL) => {
-                self.set_reg(offset, value & 0xFFFF);
-                self.process_tx(ctx, q);
-            }
-            QueueReg::Tx(q, block::HEAD) => {
-                if self.reg(tx_reg(q, block::DCTL)) & TXDCTL_ENABLE != 0 {
-                    self.stats.protocol_violations += 1;
-                }
-                self.set_reg(offset, value & 0xFFFF);
-            }
-            QueueReg::Tx(q, block::DCTL) => {
-                let old = self.reg(offset);
-                let allowed = q < usize::from(self.config.tx_queues);
-                let value = if allowed {
-                    value
-                } else {
-                    value & !TXDCTL_ENABLE
-                };
-                // SWFLSH is self-clearing: it flushes the accumulated write-backs.
-                self.set_reg(offset, value & !TXDCTL_SWFLSH);
-                if value & TXDCTL_ENABLE == 0 {
-                    self.tx_queues[q].disable();
-                }
-                if value & TXDCTL_SWFLSH != 0 {
-                    self.flush_tx_writebacks(ctx, q);
-                }
-                if value & TXDCTL_ENABLE != 0 && old & TXDCTL_ENABLE == 0 {
-                    self.process_tx(ctx, q);
-                }
-            }
-            _ => self.set_reg(offset, value),
-        }
-    }
-
-    fn write_ctrl(&mut self, ctx: &mut ModelContext<'_>, value: u32) {
-        if value & CTRL_RST != 0 {
-            self.software_reset(ctx, value & CTRL_LRST != 0);
-        } else if value & CTRL_LRST != 0 {
-            self.set_reg(CTRL, value);
-            self.link_reset(ctx);
-        } else {
-            let busy = self.reg(CTRL) & (CTRL_RST | CTRL_LRST);
-            self.set_reg(CTRL, value | busy);
-        }
-    }
-
-    /// `LINKS` as the link state gives it.
-    pub(crate) fn links(&self) -> u32 {
-        if self.link.up {
-            LINKS_UP | crate::spec::regs::LinkSpeed::Gbps10.links_bits()
-        } else {
-            0
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::queue::{RDT, SRRCTL, TDT};
-    use crate::spec::regs::{MRQC, RETA, RSSRK};
+    use crate::spec::regs::{MRQC, RAH, RETA, RSSRK};
 
     #[test]
     fn alias_addresses_reach_the_82599_registers() {

@@ -37,16 +37,16 @@
 //! queue's interrupt cause is set. A descriptor or buffer the IOMMU refuses drops the frame,
 //! counts a DMA fault and disables the queue (`RXDCTL.ENABLE` reads 0).
 
-use bytemuck::{Pod, Zeroable};
 use userpci_framework::backend::sim::{DmaFault, ModelContext};
 
-use super::faults::RxCorruption;
 use super::frame::{fcs, FCS_LEN, MIN_FRAME};
 use super::regs::{
     block, rx_reg, EICR_RX_MISS, MAXFRS, MCSTCTRL, MCSTCTRL_MFE, MRQC_82599, RXCSUM, RXCSUM_PCSD,
 };
 use super::rss::{parse, rss_enabled, rss_hash};
-use super::IxgbeModel;
+pub use super::shared::RxDrop;
+use super::shared::{RxCorruption, RxMeta};
+use super::state::IxgbeModel;
 use crate::spec::desc::{AdvRxRead, AdvRxWriteback, RXD_STAT_DD, RXD_STAT_EOP};
 use crate::spec::queue::{
     RQSMR, RXCTRL, RXCTRL_RXEN, RXDCTL_ENABLE, SRRCTL_BSIZEPACKET_MASK, SRRCTL_DESCTYPE_MASK,
@@ -57,16 +57,6 @@ use crate::spec::regs::{
     RAH_AV, RAL, RETA, RSSRK, RSS_KEY_LEN,
 };
 use crate::spec::stats;
-
-/// Per-frame record in the packet buffer.
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-#[repr(C)]
-pub(crate) struct RxMeta {
-    pub(crate) queue: u32,
-    pub(crate) rss_hash: u32,
-    /// `RSS Type` and `Packet Type` as in the first write-back dword.
-    pub(crate) pkt_info: u32,
-}
 
 /// What became of a frame offered to the port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,25 +69,6 @@ pub enum RxOutcome {
     },
     /// Not accepted.
     Dropped(RxDrop),
-}
-
-/// Why a frame was not accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxDrop {
-    /// The link is down.
-    LinkDown,
-    /// `RXCTRL.RXEN` is clear.
-    ReceiverDisabled,
-    /// Sent without a valid FCS (`CRCERRS`).
-    CrcError,
-    /// Shorter than 64 bytes with FCS (`RUC`).
-    Undersize,
-    /// Longer than the maximum frame size (`ROC`).
-    Oversize,
-    /// No L2 filter accepted it.
-    Filtered,
-    /// The packet buffer is full (`MPC`).
-    Missed,
 }
 
 /// One RX ring as the registers describe it.

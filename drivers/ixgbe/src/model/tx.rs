@@ -34,10 +34,10 @@
 
 use userpci_framework::backend::sim::{DmaFault, ModelContext};
 
-use super::device::TimerKind;
 use super::frame::{MAX_FRAME, MIN_FRAME};
 use super::regs::{block, tdwbah, tdwbal, tx_reg, BPTC, MPTC, TDWBAL_HEAD_WB_EN};
-use super::IxgbeModel;
+use super::shared::TimerKind;
+use super::state::IxgbeModel;
 use crate::spec::desc::{
     AdvTxRead, TXD_DCMD_DEXT, TXD_DCMD_EOP, TXD_DCMD_IFCS, TXD_DCMD_RS, TXD_DCMD_TSE, TXD_STAT_DD,
     TX_WB_STATUS_OFFSET,
@@ -53,24 +53,6 @@ use crate::spec::stats;
 const DTYP_CONTEXT: u8 = 0x2;
 /// `DTYP` of an advanced data descriptor.
 const DTYP_DATA: u8 = 0x3;
-
-/// Per-queue transmit state beyond the registers.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TxQueueState {
-    /// Descriptors processed and not yet written back (`WTHRESH` > 0).
-    pub(crate) accumulated: u32,
-    /// The first of them.
-    pub(crate) accumulated_from: u32,
-    /// A flush timer is set.
-    pub(crate) flush_timer: bool,
-}
-
-impl TxQueueState {
-    /// The queue was disabled: pending write-backs are forgotten.
-    pub(crate) fn disable(&mut self) {
-        self.accumulated = 0;
-    }
-}
 
 /// One TX ring as the registers describe it.
 #[derive(Clone, Copy, Debug)]
