@@ -103,7 +103,8 @@ pub(crate) fn bring_up<F: PciFunction>(
         }),
     });
     let hw = Hw { s: &shared };
-    tracing::info!(%device, "resetting 82599");
+    let name = crate::spec::ids::device_name(device_id).unwrap_or("82599");
+    tracing::info!(%device, device_id = %format_args!("{device_id:#06x}"), name, "resetting 82599");
 
     // 4.6.3.1: disable interrupts (mask every cause).
     hw.s.write(regs::EIMC, regs::EIMC_ALL);

@@ -1,5 +1,5 @@
 //! What the driver accepts: the 82599's PCI ids, the queue limits and the bring-up options.
-//! A leaf: it imports no other file of the crate.
+//! A leaf apart from [`crate::spec`] (the ID table).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,24 +9,9 @@ use userpci_framework::dma::BufferPool;
 /// Intel's PCI vendor ID.
 pub const INTEL_VENDOR_ID: u16 = 0x8086;
 
-/// PCI device IDs of 82599 functions (Linux `ixgbe_type.h`, `IXGBE_DEV_ID_82599_*`).
-pub const IXGBE_82599_DEVICE_IDS: &[u16] = &[
-    0x10F7, // KX4
-    0x10F8, // combined backplane
-    0x10F9, // CX4
-    0x10FB, // SFP (82599ES, X520)
-    0x10FC, // XAUI / LOM
-    0x1507, // SFP EM
-    0x1514, // KX4 mezzanine
-    0x1517, // KR
-    0x151C, // T3 LOM
-    0x1529, // SFP FCoE
-    0x152A, // backplane FCoE
-    0x154D, // SFP SF2
-    0x154F, // bypass
-    0x1557, // SFP SF QP
-    0x1558, // QSFP SF QP
-];
+/// PCI device IDs of 82599 functions: [`crate::spec::ids::DEVICE_IDS_82599`] (Linux's
+/// 82599 family), the IDs alone.
+pub const IXGBE_82599_DEVICE_IDS: &[u16] = &crate::spec::ids::DEVICE_ID_VALUES_82599;
 
 /// Queues of each direction this driver configures at most: RSS spreads over at most 16 RX
 /// queues (4-bit `RETA` entries) and the per-queue statistics cover 16 queues.

@@ -6,8 +6,8 @@ mod driver_support;
 use std::time::Duration;
 
 use driver_support::*;
-use userpci_framework::device::PciFunction;
 use userpci_framework::device::RegisterIo;
+use userpci_framework::device::{PciFunction, PciFunctionExt};
 use userpci_framework::time::Clock;
 use userpci_ixgbe::spec::queue::*;
 use userpci_ixgbe::spec::regs::*;
@@ -182,6 +182,55 @@ fn invalid_options_are_refused_before_touching_the_device() {
         assert!(err.to_string().contains(what), "{err}");
     }
     assert_eq!(model_stats(&bus, A).software_resets, 0);
+}
+
+#[test]
+fn every_82599_device_id_is_accepted_and_named() {
+    // The model presents each ID of the family in turn; bring-up must accept all of them
+    // (0x154A, the 82599 SFP SF QP, used to be refused with NotIxgbe).
+    for d in userpci_ixgbe::spec::ids::DEVICE_IDS_82599 {
+        let bus = bus_with(&[(A, MAC_A)], &format!("device_id = {}", d.id));
+        let function = bus.open(addr(A)).unwrap();
+        assert_eq!(function.ids().unwrap(), (0x8086, d.id));
+        let dev = IxgbeDevice::new(function, options(1, 1))
+            .unwrap_or_else(|e| panic!("{:#06x} ({}): {e}", d.id, d.name));
+        assert!(dev.link().up, "{}", d.name);
+        assert!(
+            d.name.starts_with("82599"),
+            "{:#06x} labelled {}",
+            d.id,
+            d.name
+        );
+    }
+    assert!(userpci_ixgbe::IXGBE_82599_DEVICE_IDS.contains(&0x154A));
+}
+
+#[test]
+fn a_function_that_is_not_an_82599_is_refused_by_id() {
+    // The NVMe model presents QEMU's NVMe IDs, 1b36:0010.
+    use userpci_framework::backend::sim::topology::TopologyBuilder;
+    use userpci_framework::backend::sim::{ModelRegistry, SimBus};
+    let topology = TopologyBuilder::new()
+        .root_port("00:02.0", 1)
+        .function("01:00.0", "nvme")
+        .build()
+        .unwrap();
+    let mut registry = ModelRegistry::new();
+    userpci_nvme::model::register(&mut registry);
+    let bus = SimBus::new(topology, &registry).unwrap();
+    let err = IxgbeDevice::new(bus.open(addr(A)).unwrap(), options(1, 1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotIxgbe {
+                vendor: 0x1b36,
+                device_id: 0x0010,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not an Intel 82599"), "{err}");
 }
 
 #[test]

@@ -28,6 +28,10 @@ fn pci_identity_bar_and_msix() {
     assert_eq!(port.function.msix_vector_count().unwrap(), 64);
     assert_eq!(port.function.map_bar(0).unwrap().len(), 512 * 1024);
     assert!(port.function.map_bar(2).is_err());
+    // Another ID of the family, by parameter.
+    let other = model_support::bus("device_id = 0x1557");
+    let port = Port::open(&other, A);
+    assert_eq!(port.function.ids().unwrap(), (0x8086, 0x1557));
 }
 
 #[test]
@@ -278,10 +282,16 @@ fn bad_parameters_name_the_key_the_value_and_what_was_expected() {
     );
     let m = factory_error("generator = 3");
     assert!(m.contains("generator = 3") && m.contains("table"), "{m}");
+    // An X540's ID (0x1528) is not an 82599's.
+    let m = factory_error("device_id = 0x1528");
+    assert!(
+        m.contains("device_id = 0x1528") && m.contains("an 82599 device ID"),
+        "{m}"
+    );
     // Every accepted key, at once.
     try_bus(&[(
         A,
-        "mac = \"02:00:00:00:00:07\"\nlink_delay_us = 1\nreset_delay_us = 1\n\
+        "device_id = 0x154a\nmac = \"02:00:00:00:00:07\"\nlink_delay_us = 1\nreset_delay_us = 1\n\
          auto_read_delay_us = 1\nrx_queues = 8\ntx_queues = 8\nwire_poll_ns = 500\n\
          sink_keep = 4\nwire = \"model_init_all_keys\"\ngenerator = { frame_len = 100, \
          count = 5, rate_pps = 1000, flows = 4, dst = \"broadcast\", \

@@ -16,10 +16,15 @@ use userpci_framework::{Error, Result};
 use super::frame::{MAX_FRAME, MIN_UDP_FRAME};
 // The factory lives in the module root, above the model it builds; reached here as before.
 pub use super::{factory, register};
+use crate::spec::ids::device_name;
 use crate::spec::queue::MAX_QUEUES;
 
 /// The name the model is registered under in topology files (`model = "ixgbe"`).
 pub const MODEL_NAME: &str = "ixgbe";
+
+/// The PCI device ID the model presents unless told otherwise: 82599ES SFP+ (Linux
+/// `IXGBE_DEV_ID_82599_SFP`, the X520's).
+pub const DEFAULT_DEVICE_ID: u16 = 0x10FB;
 
 /// Frames the transmit sink keeps at most.
 pub const MAX_SINK_KEEP: usize = 256;
@@ -128,6 +133,9 @@ impl GeneratorConfig {
 /// How the model is built. `Default` is what the factory uses for an empty table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IxgbeModelConfig {
+    /// The PCI device ID presented: one of [`crate::spec::ids::DEVICE_IDS_82599`] (the model is
+    /// the same for all of them; only the ID changes).
+    pub device_id: u16,
     /// The MAC address in the (modelled) EEPROM: `RAL(0)`/`RAH(0)` after every reset.
     pub mac: [u8; 6],
     /// From `AUTOC.RESTART_AN` (or `AUTOC.FLU`, or the end of a link reset) to `LINKS.LINK_UP`.
@@ -156,6 +164,7 @@ pub struct IxgbeModelConfig {
 impl Default for IxgbeModelConfig {
     fn default() -> Self {
         IxgbeModelConfig {
+            device_id: DEFAULT_DEVICE_ID,
             mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
             link_delay: Duration::from_millis(10),
             reset_delay: Duration::from_micros(10),
@@ -255,6 +264,13 @@ impl GeneratorConfig {
 impl IxgbeModelConfig {
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
+        if device_name(self.device_id).is_none() {
+            return Err(invalid(
+                "device_id",
+                format!("{:#06x}", self.device_id),
+                "an 82599 device ID (spec::ids::DEVICE_IDS_82599, e.g. 0x10fb)",
+            ));
+        }
         if self.mac[0] & 1 != 0 {
             return Err(invalid(
                 "mac",
@@ -293,6 +309,7 @@ impl IxgbeModelConfig {
         for (key, value) in params {
             match key.as_str() {
                 "mac" => config.mac = mac_value(key, value)?,
+                "device_id" => config.device_id = int(key, value, 0, 0xFFFF)? as u16,
                 "link_delay_us" => {
                     config.link_delay = Duration::from_micros(int(key, value, 0, max)?)
                 }
@@ -320,8 +337,8 @@ impl IxgbeModelConfig {
                 }
                 _ => {
                     return Err(Error::Topology(format!(
-                        "{MODEL_NAME}: unknown parameter {key} = {value} (known: mac, \
-                         link_delay_us, reset_delay_us, auto_read_delay_us, rx_queues, \
+                        "{MODEL_NAME}: unknown parameter {key} = {value} (known: device_id, \
+                         mac, link_delay_us, reset_delay_us, auto_read_delay_us, rx_queues, \
                          tx_queues, generator, wire, wire_poll_ns, sink_keep)"
                     )))
                 }

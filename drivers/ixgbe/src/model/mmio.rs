@@ -4,8 +4,7 @@
 use userpci_framework::backend::sim::ModelContext;
 
 use super::regs::{
-    block, canonical, eiam_ex, eics_ex, eimc_ex, eims_ex, is_counter, queue_reg, rx_reg, tx_reg,
-    QueueReg,
+    block, eiam_ex, eics_ex, eimc_ex, eims_ex, is_counter, queue_reg, rx_reg, tx_reg, QueueReg,
 };
 use super::state::IxgbeModel;
 use crate::spec::queue::{
@@ -21,7 +20,6 @@ use crate::spec::regs::{
 impl IxgbeModel {
     /// A 32-bit register read.
     pub(crate) fn read32(&mut self, ctx: &mut ModelContext<'_>, offset: usize) -> u32 {
-        let offset = canonical(offset);
         match offset {
             STATUS => {
                 let lan = u32::from(ctx.address().function & 1) << STATUS_LAN_ID_SHIFT;
@@ -51,7 +49,6 @@ impl IxgbeModel {
 
     /// A 32-bit register write.
     pub(crate) fn write32(&mut self, ctx: &mut ModelContext<'_>, offset: usize, value: u32) {
-        let offset = canonical(offset);
         if let Some(queue) = queue_reg(offset) {
             if !is_counter(offset) {
                 self.write_queue_reg(ctx, offset, queue, value);

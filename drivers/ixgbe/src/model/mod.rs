@@ -7,12 +7,14 @@
 //! what `spec` does not ([`regs`]).
 //!
 //! # What it is
-//! - PCI identity 8086:10FB (82599ES SFP+), class 020000h, revision 01h; BAR0 of 512 KiB;
-//!   64 MSI-X vectors.
-//! - Every BAR0 dword has storage (unmodelled registers read back what was written). The 82598
-//!   addresses the 82599 still answers at (`MRQC` 0x05818, `RETA` 0x05C00, `RSSRK` 0x05C80,
-//!   `RAL/RAH(0..16)` 0x05400, `SRRCTL(0..16)` 0x02100, `DCA_RXCTRL(0..16)` 0x02200,
-//!   `QPTC(0..16)` 0x06030) reach the same registers as the 82599 ones.
+//! - PCI identity 8086:10FB (82599ES SFP+; the `device_id` parameter presents any other ID
+//!   of [`crate::spec::ids::DEVICE_IDS_82599`]), class 020000h, revision 01h; BAR0 of
+//!   512 KiB; 64 MSI-X vectors.
+//! - Every BAR0 dword has storage (unmodelled registers read back what was written). The
+//!   model answers only the 82599's own register addresses: the 82598 aliases the silicon
+//!   also decodes (`MRQC` 0x05818, `RETA` 0x05C00, `RSSRK` 0x05C80, `RAL/RAH(0..16)` 0x05400,
+//!   `SRRCTL(0..16)` 0x02100, `DCA_RXCTRL(0..16)` 0x02200, `QPTC(0..16)` 0x06030; the table
+//!   is in [`crate::spec`]) are plain storage, so a driver that wrote one would see no effect.
 //!
 //! # Initialisation (4.6.3)
 //! - `CTRL.RST` resets the device at once: every register to its power-on value, packet
@@ -107,8 +109,9 @@ pub fn register(registry: &mut ModelRegistry) {
 
 /// Intel's PCI vendor ID.
 pub const VENDOR_ID: u16 = 0x8086;
-/// 82599ES SFP+ (Linux `IXGBE_DEV_ID_82599_SFP`).
-pub const DEVICE_ID: u16 = 0x10FB;
+/// The default device ID, 82599ES SFP+ (Linux `IXGBE_DEV_ID_82599_SFP`); the `device_id`
+/// parameter picks another of the family.
+pub const DEVICE_ID: u16 = config::DEFAULT_DEVICE_ID;
 /// Network controller, Ethernet.
 pub const CLASS_CODE: u32 = 0x02_00_00;
 /// Revision ID.
@@ -118,7 +121,7 @@ impl DeviceModel for IxgbeModel {
     fn info(&self) -> ModelInfo {
         ModelInfo {
             vendor_id: VENDOR_ID,
-            device_id: DEVICE_ID,
+            device_id: self.config.device_id,
             class_code: CLASS_CODE,
             revision: REVISION,
             bars: vec![BarInfo {

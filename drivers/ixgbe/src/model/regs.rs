@@ -1,5 +1,5 @@
-//! The register file's layout: BAR0's size, power-on values, the 82598 alias addresses, the
-//! registers `spec` does not define, and how queue blocks and counters decode. A leaf: the
+//! The register file's layout: BAR0's size, power-on values, the registers `spec` does not
+//! define, and how queue blocks and counters decode. A leaf: the
 //! read / write dispatch that gives registers their behaviour is in `mmio.rs`.
 //!
 //! Every dword of BAR0 has storage, so a register the model gives no behaviour reads back
@@ -7,7 +7,6 @@
 //! module documentation of [`super`].
 
 use crate::spec::regs::{EEC_ARD, EEC_PRES, HLREG0_RXCRCSTRP, HLREG0_TXCRCEN, HLREG0_TXPADEN};
-use crate::spec::stats;
 
 /// BAR0 size: 512 KiB.
 pub const BAR0_SIZE: usize = 512 * 1024;
@@ -48,8 +47,6 @@ pub const MCSTCTRL: usize = 0x05090;
 pub const MCSTCTRL_MFE: u32 = 1 << 2;
 /// `MAXFRS`, Max Frame Size (8.2.3.22.13): `MFS` in bits 31:16.
 pub const MAXFRS: usize = 0x04268;
-/// `MRQC` at its 82599 address (8.2.3.7.12); `spec::regs::MRQC` is the 82598 alias.
-pub const MRQC_82599: usize = 0x0EC80;
 /// `TDWBAL(n)`, Tx Descriptor Completion Write Back Address Low (8.2.3.9.11).
 pub const fn tdwbal(n: usize) -> usize {
     0x06038 + 0x40 * n
@@ -135,29 +132,7 @@ pub const fn tx_reg(q: usize, reg: usize) -> usize {
     0x06000 + 0x40 * q + reg
 }
 
-/// The 82599's own address of a register the 82598 had elsewhere: the 82599 answers at both
-/// (the Linux and DPDK headers use the old ones), so both reach the same storage.
-pub fn canonical(offset: usize) -> usize {
-    match offset {
-        // MRQC
-        0x05818 => MRQC_82599,
-        // RETA(0..32) and RSSRK(0..10)
-        0x05C00..=0x05C7F => 0x0EB00 + (offset - 0x05C00),
-        0x05C80..=0x05CA7 => 0x0EB80 + (offset - 0x05C80),
-        // RAL/RAH(0..16)
-        0x05400..=0x0547F => 0x0A200 + (offset - 0x05400),
-        // SRRCTL(0..16) and DCA_RXCTRL(0..16)
-        0x02100..=0x0213F => rx_reg((offset - 0x02100) / 4, block::SRRCTL),
-        0x02200..=0x0223F => rx_reg((offset - 0x02200) / 4, 0x0C),
-        // QPTC(0..16)
-        o if (0x06030..0x06430).contains(&o) && o % 0x40 == 0x30 => {
-            stats::QPTC((o - 0x06030) / 0x40)
-        }
-        o => o,
-    }
-}
-
-/// Whether `offset` (canonical) is a statistics counter, read-only and cleared on read.
+/// Whether `offset` is a statistics counter, read-only and cleared on read.
 pub fn is_counter(offset: usize) -> bool {
     match offset {
         0x04000..=0x040FF => true,
@@ -178,18 +153,7 @@ pub fn is_counter(offset: usize) -> bool {
 mod tests {
     use super::*;
     use crate::spec::queue::{RDT, SRRCTL, TDT};
-    use crate::spec::regs::{MRQC, RAH, RETA, RSSRK};
-
-    #[test]
-    fn alias_addresses_reach_the_82599_registers() {
-        assert_eq!(canonical(MRQC), MRQC_82599);
-        assert_eq!(canonical(0x05C00 + 4 * 31), RETA(31));
-        assert_eq!(canonical(0x05C80 + 4 * 9), RSSRK(9));
-        assert_eq!(canonical(0x05400 + 8 * 15 + 4), RAH(15));
-        assert_eq!(canonical(0x02100 + 4 * 15), SRRCTL(15));
-        assert_eq!(canonical(0x06030 + 0x40 * 15), stats::QPTC(15));
-        assert_eq!(canonical(RETA(3)), RETA(3));
-    }
+    use crate::spec::stats;
 
     #[test]
     fn queue_blocks_and_counters_decode() {

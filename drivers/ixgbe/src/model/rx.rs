@@ -41,7 +41,7 @@ use userpci_framework::backend::sim::{DmaFault, ModelContext};
 
 use super::frame::{fcs, FCS_LEN, MIN_FRAME};
 use super::regs::{
-    block, rx_reg, EICR_RX_MISS, MAXFRS, MCSTCTRL, MCSTCTRL_MFE, MRQC_82599, RXCSUM, RXCSUM_PCSD,
+    block, rx_reg, EICR_RX_MISS, MAXFRS, MCSTCTRL, MCSTCTRL_MFE, RXCSUM, RXCSUM_PCSD,
 };
 use super::rss::{parse, rss_enabled, rss_hash};
 pub use super::shared::RxDrop;
@@ -53,8 +53,8 @@ use crate::spec::queue::{
     SRRCTL_DROP_EN,
 };
 use crate::spec::regs::{
-    FCTRL, FCTRL_BAM, FCTRL_MPE, FCTRL_UPE, HLREG0, HLREG0_JUMBOEN, HLREG0_RXCRCSTRP, MTA, RAH,
-    RAH_AV, RAL, RETA, RSSRK, RSS_KEY_LEN,
+    FCTRL, FCTRL_BAM, FCTRL_MPE, FCTRL_UPE, HLREG0, HLREG0_JUMBOEN, HLREG0_RXCRCSTRP, MRQC, MTA,
+    RAH, RAH_AV, RAL, RETA, RSSRK, RSS_KEY_LEN,
 };
 use crate::spec::stats;
 
@@ -163,7 +163,7 @@ impl IxgbeModel {
         if !self.l2_filter(frame) {
             return RxOutcome::Dropped(RxDrop::Filtered);
         }
-        let mrqc = self.reg(MRQC_82599);
+        let mrqc = self.reg(MRQC);
         let (hash, kind, queue) = if rss_enabled(mrqc) {
             let mut key = [0u8; RSS_KEY_LEN];
             for (i, chunk) in key.chunks_mut(4).enumerate() {

@@ -73,7 +73,7 @@ impl std::fmt::Debug for IxgbeModel {
 }
 
 impl IxgbeModel {
-    /// The stored value of `offset` (canonical, dword aligned, in range).
+    /// The stored value of `offset` (dword aligned, in range).
     #[inline]
     pub(crate) fn reg(&self, offset: usize) -> u32 {
         self.regs[offset / 4]

@@ -11,7 +11,8 @@ pub use userpci_intel_ring::desc::*;
 
 /// `RX error HBO` (bit 23): header buffer overflow.
 pub const RXD_ERR_HBO: u32 = 1 << 23;
-/// `RX error RXE` (bit 29): any MAC error (CRC, length, ...; the 82598-era header calls it USE).
+/// `RX error RXE` (bit 29), the datasheet's name: any MAC error (CRC, length, ...). Linux
+/// calls the bit `IXGBE_RXDADV_ERR_USE` (the 82598's "undersize"); DPDK has both names.
 pub const RXD_ERR_RXE: u32 = 1 << 29;
 /// `RX error` bit 30: TCP/UDP checksum error (Linux/DPDK `IXGBE_RXDADV_ERR_TCPE`).
 pub const RXD_ERR_TCPE: u32 = 1 << 30;

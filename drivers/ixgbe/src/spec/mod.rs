@@ -15,6 +15,7 @@
 //! | [`queue`] | RX and TX queue, packet buffer and DMA registers | 8.2.3.8, 8.2.3.9 |
 //! | [`stats`] | statistics counters (clear on read) | 8.2.3.23 |
 //! | [`desc`] | advanced RX and TX descriptors, read and write-back formats | 7.1.6, 7.2.3.2.4 |
+//! | [`ids`] | the 82599 family's PCI device IDs (Linux's `board_82599` table) | |
 //!
 //! # Registers used, with their BAR0 offsets
 //!
@@ -62,7 +63,7 @@
 //! | `DMATXCTL` | `0x04A80` | | TX DMA control: `TE` (0) |
 //! | `FCTRL` | `0x05080` | | filter control: `SBP` (1), `MPE` (8), `UPE` (9), `BAM` (10) |
 //! | `MTA(n)` | `0x05200 + 4n` | 0..128 | multicast table array |
-//! | `MRQC` | `0x05818` (82599 own: `0x0EC80`) | | multiple RX queues command: `MRQE` (3:0), RSS field enables (24:16) |
+//! | `MRQC` | `0x0EC80` | | multiple RX queues command: `MRQE` (3:0), RSS field enables (24:16) |
 //! | `TDBAL(n)` | `0x06000 + 0x40n` | 0..128 | TX descriptor ring base, low |
 //! | `TDBAH(n)` | `0x06004 + 0x40n` | 0..128 | TX descriptor ring base, high |
 //! | `TDLEN(n)` | `0x06008 + 0x40n` | 0..128 | TX ring length in bytes (multiple of 128) |
@@ -79,19 +80,44 @@
 //! | `RETA(n)` | `0x0EB00 + 4n` | 0..32 | RSS redirection table, four 8-bit entries each |
 //! | `RSSRK(n)` | `0x0EB80 + 4n` | 0..10 | RSS random key, 40 bytes |
 //!
+//! # Register addresses: the 82599's own, never the 82598 aliases
+//!
+//! Some registers moved between the 82598 and the 82599. The 82599 datasheet gives each its
+//! 82599 address; the 82599 silicon also decodes the old 82598 address of the first entries,
+//! so that 82598 software keeps working, and the Linux and DPDK headers (and ixy.rs, a copy of
+//! them) still name several registers by the old address. This crate uses **only the 82599
+//! addresses**, and the model answers only those: a write to an alias address is stored like
+//! any unmodelled dword and does nothing, so a driver that used one would be caught by the
+//! model tests instead of working by accident.
+//!
+//! | register | 82599 address (used here) | 82598 alias (not used) | Linux / DPDK header |
+//! |---|---|---|---|
+//! | `MRQC` | `0x0EC80` | `0x05818` | alias |
+//! | `RETA(n)`, n < 32 | `0x0EB00 + 4n` | `0x05C00 + 4n` | alias |
+//! | `RSSRK(n)`, n < 10 | `0x0EB80 + 4n` | `0x05C80 + 4n` | alias |
+//! | `RAL(n)` / `RAH(n)`, n < 16 | `0x0A200` / `0x0A204 + 8n` | `0x05400` / `0x05404 + 8n` | alias for n < 16, own above |
+//! | `SRRCTL(n)`, n < 16 | `0x01014 + 0x40n` | `0x02100 + 4n` | alias for n < 16, own above |
+//! | `DCA_RXCTRL(n)`, n < 16 | `0x0100C + 0x40n` | `0x02200 + 4n` | alias for n < 16, own above |
+//! | `QPTC(n)`, n < 16 | `0x08680 + 4n` | `0x06030 + 0x40n` | alias |
+//!
+//! (Before this table, `MRQC` alone was defined at its alias `0x05818`, the address every
+//! anchor writes, while the others used the 82599 addresses, and the model answered both,
+//! which hid the mix.)
+//!
 //! # Where the anchors disagree with the datasheet
 //!
-//! - **82598 alias addresses.** The 82599 answers at the 82598's addresses too, and the three
-//!   headers use those for some registers: `SRRCTL(n)` at `0x02100 + 4n` for `n < 16`,
-//!   `RAL/RAH(n)` at `0x05400 + 8n` for `n < 16`, `RETA(n)` at `0x05C00 + 4n`, `RSSRK(n)` at
-//!   `0x05C80 + 4n`, `QPTC(n)` at `0x06030 + 0x40n`, `MRQC` at `0x05818`. This crate uses the
-//!   82599's own addresses (the datasheet's register table) except for `MRQC`: [`regs::MRQC`]
-//!   is `0x05818`, the address every anchor writes; the 82599's own is `0x0EC80`. The model
-//!   answers at both addresses of each of these registers.
-//! - **`DTXMXSZRQ`**: ixy writes `0xFFFF`; the field is 12 bits (datasheet 4.6.11.3.4 asks for
-//!   `0xFFF`), so this crate writes [`queue::DTXMXSZRQ_MAX_BYTES_NUM_REQ_MASK`].
-//! - **RX write-back error bits**: the older header in ixy names bit 29 `USE` (an 82598 legacy
-//!   name); DPDK and Linux call it `RXE` ("any MAC error"), as the 82599 datasheet does.
+//! - **`DTXMXSZRQ`** (`0x08100`): `MAX_BYTES_NUM_REQ` is bits 11:0, and the datasheet's
+//!   transmit set-up without DCB (4.6.11.3.4) asks for `0xFFF`. ixy.rs (`src/ixgbe.rs`
+//!   `init_tx`, like ixy in C) writes `0xFFFF`, setting the reserved bits 15:12 as well;
+//!   redox's `ixgbed`, derived from ixy.rs, writes `0xFFF`. Linux and DPDK only define the
+//!   register (we found no write of it in their non-DCB transmit set-up, so the power-on value
+//!   stays there). This crate sets the field alone to `0xFFF`
+//!   ([`queue::DTXMXSZRQ_MAX_BYTES_NUM_REQ_MASK`]), leaving the reserved bits as they are.
+//! - **RX write-back error bit 29**: the datasheet calls it `RXE` (any MAC error: CRC,
+//!   length, ...). Linux names it `IXGBE_RXDADV_ERR_USE` ("Undersize Error", the 82598's
+//!   meaning of the bit) and folds it into its `FRAME_ERR_MASK`; DPDK defines both
+//!   `IXGBE_RXDADV_ERR_RXE` ("Any MAC Error") and `IXGBE_RXDADV_ERR_USE` at `0x20000000`.
+//!   This crate uses the datasheet's name, [`desc::RXD_ERR_RXE`].
 //! - **`STATUS.LINK_UP`** (bit 7) is in the datasheet's STATUS table but none of the headers
 //!   defines it; every anchor reads the link from `LINKS`, and so does this driver.
 //!
@@ -109,6 +135,7 @@
 #![allow(non_snake_case)]
 
 pub mod desc;
+pub mod ids;
 pub mod queue;
 pub mod regs;
 pub mod stats;

@@ -53,7 +53,8 @@ pub const fn RDH(n: usize) -> usize {
     rx_queue_reg(n, 0x01010, 0x0D010)
 }
 /// `SRRCTL(n)`, Split Receive Control Register (8.2.3.8.7). (The 82598 alias `0x02100 + 4n`
-/// for `n < 16`, which the Linux and DPDK headers use, is not used here.)
+/// for `n < 16`, which the Linux and DPDK headers use, is not used here; see the alias table
+/// in [`super`].)
 pub const fn SRRCTL(n: usize) -> usize {
     rx_queue_reg(n, 0x01014, 0x0D014)
 }

@@ -293,10 +293,9 @@ pub const RXCSUM: usize = 0x05000;
 /// RSS hash instead of the fragment checksum (Linux sets it in `ixgbe_setup_mrqc`).
 pub const RXCSUM_PCSD: u32 = 1 << 13;
 
-/// `MRQC`, Multiple Receive Queues Command Register (8.2.3.7.12), at the 82598-compatible
-/// address `0x05818` that ixy, DPDK and Linux use; the 82599 also answers at its own address,
-/// `0x0EC80`.
-pub const MRQC: usize = 0x05818;
+/// `MRQC`, Multiple Receive Queues Command Register (8.2.3.7.12), at its 82599 address. (ixy,
+/// DPDK and Linux write the 82598 alias `0x05818`; see the [alias table](super#register-addresses-the-82599s-own-never-the-82598-aliases).)
+pub const MRQC: usize = 0x0EC80;
 /// `MRQC.MRQE` (bits 3:0), Multiple Receive Queues Enable.
 pub const MRQC_MRQE_MASK: u32 = 0xF;
 /// `MRQC.MRQE` = 0001b: RSS only (no DCB, no virtualisation).

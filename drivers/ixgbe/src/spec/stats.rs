@@ -70,7 +70,8 @@ pub const fn QBRC_H(n: usize) -> usize {
     0x01038 + 0x40 * n
 }
 /// `QPTC(n)`, Queue Packets Transmitted Count of statistics set `n` (`n < 16`). (The Linux
-/// and DPDK headers use the 82598 alias `0x06030 + 0x40n`.)
+/// and DPDK headers use the 82598 alias `0x06030 + 0x40n`, not used here; see the alias table
+/// in [`super`].)
 pub const fn QPTC(n: usize) -> usize {
     assert!(n < QUEUE_STAT_SETS, "QPTC index out of range");
     0x08680 + 4 * n

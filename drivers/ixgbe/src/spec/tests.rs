@@ -34,7 +34,7 @@ fn general_and_interrupt_offsets() {
         ("FCTRL", FCTRL, 0x05080),
         ("MTA(0)", MTA(0), 0x05200),
         ("MTA(127)", MTA(127), 0x053FC),
-        ("MRQC", MRQC, 0x05818),
+        ("MRQC", MRQC, 0x0EC80),
         ("RAL(0)", RAL(0), 0x0A200),
         ("RAH(0)", RAH(0), 0x0A204),
         ("RAL(127)", RAL(127), 0x0A200 + 8 * 127),
@@ -351,4 +351,40 @@ fn tx_writeback_dd() {
     assert_eq!(bytes[12] & 1, 1, "DD is bit 0 of the fourth dword");
     assert!(done.writeback().dd());
     assert_eq!(TX_WB_STATUS_OFFSET, 12);
+}
+
+#[test]
+fn the_82599_ids_are_linuxs_82599_family_each_named() {
+    use super::ids::{device_name, DEVICE_IDS_82599, DEVICE_ID_VALUES_82599};
+    // Linux `ixgbe_pci_tbl`, the `board_82599` entries, with `ixgbe_type.h`'s values.
+    let linux: &[(u16, &str)] = &[
+        (0x10F7, "82599_KX4"),
+        (0x10FC, "82599_XAUI_LOM"),
+        (0x1517, "82599_KR"),
+        (0x10FB, "82599_SFP"),
+        (0x1507, "82599_SFP_EM"),
+        (0x1514, "82599_KX4_MEZZ"),
+        (0x10F9, "82599_CX4"),
+        (0x152A, "82599_BACKPLANE_FCOE"),
+        (0x1529, "82599_SFP_FCOE"),
+        (0x151C, "82599_T3_LOM"),
+        (0x10F8, "82599_COMBO_BACKPLANE"),
+        (0x154D, "82599_SFP_SF2"),
+        (0x154F, "82599_LS"),
+        (0x1558, "82599_QSFP_SF_QP"),
+        (0x1557, "82599EN_SFP"),
+        (0x154A, "82599_SFP_SF_QP"),
+    ];
+    assert_eq!(DEVICE_IDS_82599.len(), linux.len(), "no more, no fewer");
+    for &(id, name) in linux {
+        assert_eq!(device_name(id), Some(name), "{id:#06x}");
+        assert!(DEVICE_ID_VALUES_82599.contains(&id), "{id:#06x}");
+    }
+    for (i, d) in DEVICE_IDS_82599.iter().enumerate() {
+        assert_eq!(DEVICE_ID_VALUES_82599[i], d.id);
+    }
+    // VFs, the DPDK-only bypass adapter, the 82598 and the X540 are not 82599 PFs here.
+    for other in [0x10ED, 0x152E, 0x155D, 0x10FD, 0x1528] {
+        assert_eq!(device_name(other), None, "{other:#06x}");
+    }
 }
