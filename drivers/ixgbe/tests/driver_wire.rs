@@ -148,3 +148,31 @@ fn invalid_tx_lengths_are_dropped_and_counted() {
     assert_eq!(tx.stats().invalid_length, 1);
     assert_eq!(model_stats(&bus, A).tx_frames, 1);
 }
+
+/// Issue 11: bringing up two wired ports polled every virtual nanosecond (what `pktgen` asks
+/// for, `wire_poll_ns = 1`) took seconds of wall time, because each port looked at the wire
+/// every nanosecond of the tens of milliseconds bring-up waits (resets, link training), even
+/// while its own link or its peer's was down. Counted in model timers, not wall time.
+#[test]
+fn bringing_up_two_wired_ports_costs_few_timer_events() {
+    use userpci_framework::time::Clock;
+    use userpci_ixgbe::model::wire::WIRE_IDLE_POLL;
+    let bus = pair_with("wire_poll_ns = 1");
+    let (a, b) = devices(&bus, options(1, 1));
+    assert!(a.link().up && b.link().up);
+    let elapsed = bus.clock().now();
+    let timers = model_stats(&bus, A).timers + model_stats(&bus, B).timers;
+    // Both bring-ups wait for a reset and for link training: tens of milliseconds, which
+    // at one wire poll per nanosecond would be tens of millions of timers.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(20),
+        "{elapsed:?}"
+    );
+    // At most one wire poll per `WIRE_IDLE_POLL` while a port waits for its peer (one port
+    // at a time does), plus the resets' and the links' own timers.
+    let idle_polls = (elapsed.as_nanos() / WIRE_IDLE_POLL.as_nanos()) as u64;
+    assert!(
+        timers <= idle_polls + 200,
+        "{timers} model timers in {elapsed:?} of virtual time"
+    );
+}

@@ -126,3 +126,95 @@ fn a_down_link_or_a_missing_fcs_loses_the_frame_at_the_receiver() {
     tx.send(&a, &[&frame]);
     assert_eq!(lone.stats().dropped, [1, 0]);
 }
+
+/// Issue 11: what crosses the wire never exceeds 10 Gb/s, preamble, SFD and inter-frame gap
+/// included, and a saturated port reaches it. A keeps its TX ring full (its packet buffer
+/// holds the backlog); B counts what it receives over one millisecond of virtual time.
+#[test]
+fn the_wire_carries_line_rate_at_most_with_preamble_and_gap() {
+    use userpci_ixgbe::model::wire::{line_rate_pps, wire_time_ps, LINE_RATE_BPS};
+    for size in [60usize, 1514] {
+        let (a, b) = pair("wire_poll_ns = 100");
+        connect(&a.bus, a.address, b.address).unwrap();
+        a.bring_up();
+        b.bring_up();
+        let n = 256;
+        let mut tx = TxRing::new(&a, 0, n, 0);
+        let mut rx = RxRing::new(&b, 0, 1024, 2, true);
+        rx.give(&b, 1023);
+        let frame = frame_to(MAC_B, size, 1);
+        let step = Duration::from_micros(1);
+        let window = Duration::from_millis(1);
+        let mut received = 0u64;
+        let mut keep_full = |received: &mut u64| {
+            let head = a.r(TDH(0)) as usize;
+            let free = (head + n - tx.tail - 1) % n;
+            for _ in 0..free {
+                tx.place(&frame);
+            }
+            tx.kick(&a);
+            let mut got = 0;
+            while let Some((wb, _)) = rx.poll() {
+                assert_eq!(usize::from(wb.length), size);
+                got += 1;
+            }
+            rx.give(&b, got);
+            *received += got as u64;
+        };
+        // Fill the packet buffer first, then measure from the first frame's arrival on.
+        while received == 0 {
+            keep_full(&mut received);
+            a.sleep(step);
+        }
+        received = 0;
+        let start = a.now();
+        while a.now() - start < window {
+            keep_full(&mut received);
+            a.sleep(step);
+        }
+        let elapsed = a.now() - start;
+        let frame_bits = wire_time_ps(size as u64 + 4) / 100;
+        let bits = received * frame_bits;
+        let line_bits = (u128::from(LINE_RATE_BPS) * elapsed.as_nanos() / 1_000_000_000) as u64;
+        assert!(
+            bits <= line_bits + frame_bits,
+            "{size}-byte frames: {bits} bits in {elapsed:?}, line rate allows {line_bits}"
+        );
+        assert!(
+            bits >= line_bits / 100 * 99,
+            "{size}-byte frames: {bits} bits in {elapsed:?}, below line rate {line_bits}"
+        );
+        assert_eq!(b.stats().rx_missed + b.stats().rx_queue_drops, 0);
+        assert!(a.stats().tx_wire_waits > 0, "the packet buffer filled up");
+        // 14.88 Mpps of minimum frames, 812 743 pps of 1514-byte ones.
+        let pps = line_rate_pps(size as u64 + 4);
+        assert!(received <= pps / 1000 + 1, "{received} frames, {pps} pps");
+    }
+}
+
+/// The generator is the far end of a 10 Gb/s link: asked for a frame every nanosecond, it
+/// sends at line rate.
+#[test]
+fn the_generator_never_exceeds_line_rate() {
+    use userpci_ixgbe::model::wire::line_rate_pps;
+    use userpci_ixgbe::model::GeneratorConfig;
+    let bus = bus("link_delay_us = 10\nsink_keep = 0");
+    let port = Port::open(&bus, A);
+    port.bring_up();
+    let mut rx = RxRing::new(&port, 0, 1024, 2, true);
+    rx.give(&port, 1023);
+    let config = GeneratorConfig {
+        frame_len: 1514,
+        rate_pps: 1_000_000_000,
+        ..GeneratorConfig::default()
+    };
+    port.model_ctx(|m, ctx| m.start_generator(ctx, config))
+        .unwrap();
+    port.sleep(Duration::from_micros(1000));
+    let sent = port.model(|m| m.generator().sent);
+    let most = line_rate_pps(1518) / 1000 + 1;
+    assert!(
+        sent <= most && sent >= most * 99 / 100,
+        "{sent} frames in 1 ms"
+    );
+}

@@ -154,8 +154,10 @@ pub struct IxgbeModelConfig {
     /// Name of a wire to join: two ports with the same name are linked (see
     /// [`super::Wire::join`]).
     pub wire: Option<String>,
-    /// How often a port on a wire looks for frames its peer sent (virtual time), while its
-    /// receiver is enabled. Also the wire's latency.
+    /// How soon a port on a wire looks for frames after its last look, while its receiver is
+    /// enabled, its link is up, its peer can send and nothing is on the way (then it looks at
+    /// the next frame's time); doubled after each look that found nothing, up to
+    /// [`super::wire::WIRE_IDLE_POLL`]. So the latency of the first frame after a quiet spell.
     pub wire_poll: Duration,
     /// Transmitted frames the sink keeps for inspection (0..=256).
     pub sink_keep: usize,

@@ -17,7 +17,7 @@ use super::shared::{
 };
 use super::sink::TxSink;
 use super::state::{GeneratorState, IxgbeModel};
-use super::wire::Wire;
+use super::wire::{ps, Wire};
 use crate::spec::queue::{MAX_QUEUES, RDRXCTL, RDRXCTL_DMAIDONE, RXPBSIZE, TXPBSIZE};
 use crate::spec::regs::{
     AUTOC, AUTOC_LMS_10G_SERIAL, CTRL, CTRL_LRST, CTRL_RST, EEC, EEC_ARD, EICR_LSC, HLREG0, RAH,
@@ -46,7 +46,11 @@ impl IxgbeModel {
                 ..GeneratorState::default()
             },
             wire,
-            wire_poll_armed: false,
+            wire_poll_at: None,
+            wire_poll_epoch: 0,
+            wire_idle_polls: 0,
+            tx_wire_free_ps: 0,
+            tx_resume_armed: false,
             sink: TxSink::new(config.sink_keep),
             faults: Faults::default(),
             stats: IxgbeModelStats::default(),
@@ -80,8 +84,12 @@ impl IxgbeModel {
         }
         self.generator.running = false;
         self.generator.epoch = self.generator.epoch.wrapping_add(1);
-        self.wire_poll_armed = false;
+        // Frames already on the wire keep it busy: `tx_wire_free_ps` stays.
+        self.wire_poll_at = None;
+        self.wire_idle_polls = 0;
+        self.tx_resume_armed = false;
         self.faults.tx_hang = false;
+        self.announce_sending();
     }
 
     /// Every register at its power-on value, as after the EEPROM auto-read (`EEC.ARD` and
@@ -156,7 +164,12 @@ impl IxgbeModel {
             return;
         }
         self.link.up = up;
+        if up {
+            self.link.up_since_ps = ps(ctx.now());
+            self.wire_idle_polls = 0;
+        }
         self.stats.link_changes += 1;
+        self.announce_sending();
         self.set_other_cause(ctx, EICR_LSC);
         if up {
             self.process_all_tx(ctx);
@@ -172,6 +185,7 @@ impl IxgbeModel {
 
     /// A timer fell due.
     pub(crate) fn timer(&mut self, ctx: &mut ModelContext<'_>, token: u64) {
+        self.stats.timers += 1;
         if token as u32 != self.generation {
             return; // set before a reset
         }
@@ -224,9 +238,19 @@ impl IxgbeModel {
                 }
             }
             TimerKind::WirePoll => {
-                self.wire_poll_armed = false;
-                self.poll_wire(ctx);
-                self.arm_wire_poll(ctx);
+                if aux == self.wire_poll_epoch & 0xFF_FFFF {
+                    self.wire_poll_at = None;
+                    let received = self.poll_wire(ctx);
+                    let in_flight = self.wire.as_ref().is_some_and(|w| w.pending() > 0);
+                    if received == 0 && !in_flight {
+                        self.wire_idle_polls = self.wire_idle_polls.saturating_add(1);
+                    }
+                    self.arm_wire_poll(ctx);
+                }
+            }
+            TimerKind::TxResume => {
+                self.tx_resume_armed = false;
+                self.process_all_tx(ctx);
             }
         }
     }

@@ -88,6 +88,7 @@ impl IxgbeModel {
             DMATXCTL => {
                 let old = self.reg(DMATXCTL);
                 self.set_reg(DMATXCTL, value);
+                self.announce_sending();
                 if value & DMATXCTL_TE != 0 && old & DMATXCTL_TE == 0 {
                     self.process_all_tx(ctx);
                 }

@@ -47,7 +47,10 @@
 //! # Traffic
 //! [`traffic`]: a generator ([`GeneratorConfig`], parameters or
 //! [`IxgbeModel::start_generator`]), a [`Wire`] between two ports ([`connect`] or the `wire`
-//! parameter), and the [`TxSink`] that counts and keeps the last frames sent.
+//! parameter), and the [`TxSink`] that counts and keeps the last frames sent. The wire runs
+//! at the link speed, 10 Gb/s with each frame's preamble, SFD and inter-frame gap counted
+//! ([`wire`]); so does the generator, whatever rate it is asked for. The sink alone takes
+//! frames as fast as the transmit path runs.
 //!
 //! # Faults and counters
 //! See [`faults`]: link flap, TX hang, corrupt RX write-backs; [`IxgbeModel::stats`].

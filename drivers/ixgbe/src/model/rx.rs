@@ -113,6 +113,13 @@ impl IxgbeModel {
         self.receive(ctx, frame, true)
     }
 
+    /// A frame from the wire that started while the link was down: lost, and counted as
+    /// such.
+    pub(crate) fn lost_link_down(&mut self) {
+        self.stats.rx_offered += 1;
+        self.stats.count_rx_drop(RxDrop::LinkDown);
+    }
+
     pub(crate) fn receive(
         &mut self,
         ctx: &mut ModelContext<'_>,

@@ -24,6 +24,9 @@ pub struct Link {
     pub(crate) epoch: u32,
     /// Likewise for flaps.
     pub(crate) flap_epoch: u32,
+    /// When the link last came up (virtual time, picoseconds): a frame that reached the wire
+    /// earlier was lost.
+    pub(crate) up_since_ps: u64,
 }
 
 /// What a timer is for (the top byte of its token).
@@ -46,8 +49,10 @@ pub(crate) enum TimerKind {
     TxFlush,
     /// The generator's next frame (aux: generator epoch).
     Generator,
-    /// A wire port looks for frames from its peer.
+    /// A wire port looks for frames from its peer (aux: poll epoch).
     WirePoll,
+    /// The transmit packet buffer has room again: transmission resumes.
+    TxResume,
 }
 
 impl TimerKind {
@@ -62,6 +67,7 @@ impl TimerKind {
             7 => TimerKind::TxFlush,
             8 => TimerKind::Generator,
             9 => TimerKind::WirePoll,
+            10 => TimerKind::TxResume,
             _ => return None,
         })
     }
@@ -219,6 +225,12 @@ pub struct IxgbeModelStats {
     pub link_changes: u64,
     /// Injected link flaps.
     pub link_flaps: u64,
+    /// Timers that fell due for the model (every kind, stale ones included): its share of the
+    /// simulated bus's events.
+    pub timers: u64,
+    /// Times transmission stopped because the packet buffer held as much as the wire could
+    /// take (`TXPBSIZE(0)`), to resume at line rate.
+    pub tx_wire_waits: u64,
 }
 
 impl IxgbeModelStats {

@@ -55,7 +55,17 @@ pub struct IxgbeModel {
     pub(crate) tx_queues: Vec<TxQueueState>,
     pub(crate) generator: GeneratorState,
     pub(crate) wire: Option<WirePort>,
-    pub(crate) wire_poll_armed: bool,
+    /// When the wire poll timer is set for, if it is.
+    pub(crate) wire_poll_at: Option<Duration>,
+    /// Bumped whenever the wire poll is set again, so that an older timer is ignored.
+    pub(crate) wire_poll_epoch: u32,
+    /// Wire polls in a row that found nothing: the idle interval doubles with each.
+    pub(crate) wire_idle_polls: u32,
+    /// When the wire is free for this port's next frame (virtual time, picoseconds): the
+    /// previous frame, its preamble and the inter-frame gap are through.
+    pub(crate) tx_wire_free_ps: u64,
+    /// A [`TimerKind::TxResume`] timer is set.
+    pub(crate) tx_resume_armed: bool,
     pub(crate) sink: TxSink,
     pub(crate) faults: Faults,
     pub(crate) stats: IxgbeModelStats,

@@ -5,6 +5,13 @@
 //! the link is up (the 82599 stops transmit DMA while the link is down; Linux's
 //! `ixgbe_watchdog_flush_tx` relies on it) or `HLREG0.LPBK` loops the MAC back.
 //!
+//! On a wire, the MAC sends at line rate ([`super::wire`]): each frame starts when the
+//! previous one, its preamble and the inter-frame gap are through, and descriptors are taken
+//! only while the frames already processed fit the `TXPBSIZE(0)` packet buffer (as wire time
+//! at 10 Gb/s); when it is full, processing stops (`TDH` stays, no write-back) and resumes
+//! on a timer when there is room again ([`super::IxgbeModelStats::tx_wire_waits`]). So a
+//! saturated queue completes descriptors at line rate, as on hardware.
+//!
 //! The device owns the descriptors from `TDH` to `TDT - 1`. Packets are taken whole: the
 //! descriptors from `TDH` up to one with `EOP`; if `TDT` comes first, the partial packet
 //! waits for a later `TDT` write. Descriptors:
@@ -34,17 +41,20 @@
 
 use userpci_framework::backend::sim::{DmaFault, ModelContext};
 
-use super::frame::{MAX_FRAME, MIN_FRAME};
+use std::time::Duration;
+
+use super::frame::{FCS_LEN, MAX_FRAME, MIN_FRAME};
 use super::regs::{block, tdwbah, tdwbal, tx_reg, BPTC, MPTC, TDWBAL_HEAD_WB_EN};
 use super::shared::TimerKind;
 use super::state::IxgbeModel;
+use super::wire::{from_ps, ps, wire_time_ps, PS_PER_BIT};
 use crate::spec::desc::{
     AdvTxRead, TXD_DCMD_DEXT, TXD_DCMD_EOP, TXD_DCMD_IFCS, TXD_DCMD_RS, TXD_DCMD_TSE, TXD_STAT_DD,
     TX_WB_STATUS_OFFSET,
 };
 use crate::spec::queue::{
-    DMATXCTL, DMATXCTL_TE, MAX_QUEUES, TQSM, TXDCTL_ENABLE, TXDCTL_WTHRESH_MASK,
-    TXDCTL_WTHRESH_SHIFT,
+    DMATXCTL, DMATXCTL_TE, MAX_QUEUES, PBSIZE_SHIFT, TQSM, TXDCTL_ENABLE, TXDCTL_WTHRESH_MASK,
+    TXDCTL_WTHRESH_SHIFT, TXPBSIZE,
 };
 use crate::spec::regs::{ivar_entry, HLREG0, HLREG0_LPBK, HLREG0_TXPADEN, IVAR_ALLOC_VAL};
 use crate::spec::stats;
@@ -141,6 +151,9 @@ impl IxgbeModel {
         let mut reported = false;
         let mut rs_seen = false;
         while head != ring.tail {
+            if self.tx_waits_for_wire(ctx) {
+                break;
+            }
             match self.tx_packet(ctx, q, &ring, head, mode) {
                 Ok(Some((next, rs, wrote))) => {
                     head = next;
@@ -323,6 +336,33 @@ impl IxgbeModel {
         self.queue_cause(ctx, q, true);
     }
 
+    /// Whether transmission must wait because the packet buffer already holds as much wire
+    /// time as `TXPBSIZE(0)` bytes take at line rate; if so, sets the timer that resumes it
+    /// when the wire has drained below that. Only a port on a wire waits: the sink takes
+    /// frames as fast as the transmit path runs, and MAC loopback skips the wire.
+    fn tx_waits_for_wire(&mut self, ctx: &mut ModelContext<'_>) -> bool {
+        if self.wire.is_none() || self.reg(HLREG0) & HLREG0_LPBK != 0 {
+            return false;
+        }
+        let buffer = u64::from((self.reg(TXPBSIZE(0)) >> PBSIZE_SHIFT) & 0x3FF) * 1024;
+        // At least one largest frame, so that a zero size cannot stop transmit for good.
+        let capacity_ps = (buffer * 8 * PS_PER_BIT).max(wire_time_ps(MAX_FRAME as u64));
+        let now_ps = ps(ctx.now());
+        if self.tx_wire_free_ps.saturating_sub(now_ps) < capacity_ps {
+            return false;
+        }
+        self.stats.tx_wire_waits += 1;
+        if !self.tx_resume_armed {
+            self.tx_resume_armed = true;
+            let resume = from_ps(self.tx_wire_free_ps - capacity_ps + 1);
+            let after = resume
+                .saturating_sub(ctx.now())
+                .max(Duration::from_nanos(1));
+            self.schedule(ctx, after, TimerKind::TxResume, 0);
+        }
+        true
+    }
+
     /// Sends the assembled frame in `tx_frame`.
     fn transmit(&mut self, ctx: &mut ModelContext<'_>, q: usize, ifcs: bool) {
         let mut frame = std::mem::take(&mut self.tx_frame);
@@ -336,11 +376,7 @@ impl IxgbeModel {
         self.count36(
             stats::GOTCL,
             stats::GOTCH,
-            len + if ifcs {
-                super::frame::FCS_LEN as u64
-            } else {
-                0
-            },
+            len + if ifcs { FCS_LEN as u64 } else { 0 },
         );
         if frame.len() >= 6 && frame[0..6] == [0xFF; 6] {
             self.count(BPTC, 1);
@@ -355,7 +391,12 @@ impl IxgbeModel {
         if self.reg(HLREG0) & HLREG0_LPBK != 0 {
             self.receive(ctx, &frame, ifcs);
         } else if let Some(wire) = &self.wire {
-            wire.send(&frame, ifcs);
+            // The frame starts when the wire is free and holds it for its bytes, FCS,
+            // preamble and gap at line rate.
+            let start = self.tx_wire_free_ps.max(ps(ctx.now()));
+            let fcs = if ifcs { FCS_LEN as u64 } else { 0 };
+            self.tx_wire_free_ps = start + wire_time_ps(len + fcs);
+            wire.send(&frame, ifcs, start);
         }
         self.tx_frame = frame;
     }
