@@ -14,7 +14,7 @@ use crate::device::{Ownership, PciFunction, ResetGroupMember, ResetTarget};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 
-use super::plan::method_names;
+use super::plan::{bus_reset_blockers, method_names};
 
 /// One reset group as seen from the functions this process opened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -23,8 +23,11 @@ pub struct ResetGroupView {
     pub seen_from: PciAddress,
     /// Every member, with IOMMU group, reset methods and ownership.
     pub members: Vec<ResetGroupMember>,
-    /// True when every member is owned: a bus reset is possible.
+    /// True when the planner would allow a bus reset of this group now (every member owned,
+    /// a group of one included).
     pub bus_reset_possible: bool,
+    /// Why not, one line per member in the way; empty when `bus_reset_possible`.
+    pub bus_reset_blockers: Vec<String>,
 }
 
 /// The reset groups of `functions`, each group listed once.
@@ -39,12 +42,12 @@ pub fn group_report(functions: &[&dyn ResetTarget]) -> Result<Vec<ResetGroupView
             continue;
         }
         let members = function.target_reset_group()?;
-        let bus_reset_possible =
-            members.len() > 1 && members.iter().all(|m| m.ownership == Ownership::Owned);
+        let blockers = bus_reset_blockers(&members);
         views.push(ResetGroupView {
             seen_from: address,
             members,
-            bus_reset_possible,
+            bus_reset_possible: blockers.is_empty(),
+            bus_reset_blockers: blockers,
         });
     }
     Ok(views)
@@ -129,4 +132,95 @@ pub fn claim_reset_group<O: FunctionOpener>(
         });
     }
     Ok(opened)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::sim::topology::TopologyBuilder;
+    use crate::backend::sim::{ModelRegistry, SimBus};
+    use crate::device::ResetMethod;
+    use crate::reset::{plan, ResetCause, ResetKind, ResetPlan, ResetRequest, ResetScope};
+    use crate::testdev::model;
+
+    fn addr(text: &str) -> PciAddress {
+        text.parse().unwrap()
+    }
+
+    /// 00:02.0 -> 01:00.0 + 01:00.1 (one reset group, two IOMMU groups through ACS);
+    /// 00:03.0 -> 02:00.0 alone.
+    fn bus() -> Arc<SimBus> {
+        let topology = TopologyBuilder::new()
+            .root_port("00:02.0", 1)
+            .function("01:00.0", "copy-engine")
+            .reset_methods(&[ResetMethod::Flr, ResetMethod::Bus])
+            .acs(true)
+            .function("01:00.1", "copy-engine")
+            .acs(true)
+            .root_port("00:03.0", 2)
+            .function("02:00.0", "copy-engine")
+            .reset_methods(&[ResetMethod::Flr, ResetMethod::Bus])
+            .build()
+            .unwrap();
+        let mut registry = ModelRegistry::new();
+        registry.register("copy-engine", model::factory);
+        SimBus::new(topology, &registry).unwrap()
+    }
+
+    /// The report's verdict for `target`'s group and the planner's answer to a group reset.
+    fn report_and_plan(target: &dyn ResetTarget) -> (ResetGroupView, Result<ResetPlan>) {
+        let view = group_report(&[target]).unwrap().remove(0);
+        let request = ResetRequest::new(target.target_address(), ResetCause::Api)
+            .with_scope(ResetScope::Group);
+        (view, plan(&request, target))
+    }
+
+    #[test]
+    fn an_owned_single_function_group_is_reported_as_the_planner_resets_it() {
+        let bus = bus();
+        let alone = bus.open(addr("02:00.0")).unwrap();
+        let (view, planned) = report_and_plan(&alone);
+        assert_eq!(view.members.len(), 1);
+        let planned = planned.unwrap();
+        assert_eq!(planned.kind, ResetKind::Bus);
+        assert_eq!(planned.members, vec![addr("02:00.0")]);
+        assert!(view.bus_reset_possible, "the planner bus-resets it");
+        assert!(view.bus_reset_blockers.is_empty());
+        assert!(render_table(&[view]).contains("1 member(s), bus reset possible"));
+    }
+
+    #[test]
+    fn the_report_and_the_planner_agree_for_every_ownership_of_a_group() {
+        let bus = bus();
+        let f0 = bus.open(addr("01:00.0")).unwrap();
+
+        // 01:00.1 unopened: both refuse, with the same reason.
+        let (view, planned) = report_and_plan(&f0);
+        assert!(!view.bus_reset_possible);
+        assert_eq!(
+            view.bus_reset_blockers,
+            vec!["0000:01:00.1 is not opened by this process".to_string()]
+        );
+        let err = planned.unwrap_err().to_string();
+        assert!(err.ends_with(&view.bus_reset_blockers[0]), "{err}");
+
+        // Held elsewhere: both refuse.
+        bus.hold_elsewhere(addr("01:00.1"), "pid 9").unwrap();
+        let (view, planned) = report_and_plan(&f0);
+        assert!(!view.bus_reset_possible);
+        assert_eq!(
+            view.bus_reset_blockers,
+            vec!["0000:01:00.1 is owned by pid 9".to_string()]
+        );
+        assert!(planned.is_err());
+        bus.release_elsewhere(addr("01:00.1")).unwrap();
+
+        // Both owned: both allow.
+        let _f1 = bus.open(addr("01:00.1")).unwrap();
+        let (view, planned) = report_and_plan(&f0);
+        assert!(view.bus_reset_possible);
+        assert_eq!(planned.unwrap().members.len(), 2);
+    }
 }

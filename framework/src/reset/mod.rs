@@ -22,6 +22,8 @@ pub use coordinator::{
 };
 pub use group::{claim_reset_group, group_report, render_table, FunctionOpener, ResetGroupView};
 pub use participant::{ParticipantConfig, Progress, ResetParticipant};
-pub use plan::{plan, ResetCause, ResetKind, ResetPlan, ResetRequest, ResetScope};
+pub use plan::{
+    bus_reset_blockers, plan, ResetCause, ResetKind, ResetPlan, ResetRequest, ResetScope,
+};
 pub use svg::render as render_svg;
 pub use timeline::{Outcome, Phase, PhaseRecord, Timeline};

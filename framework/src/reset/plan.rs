@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Ownership, ResetMethod, ResetTarget};
+use crate::device::{Ownership, ResetGroupMember, ResetMethod, ResetTarget};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 
@@ -128,16 +128,7 @@ pub fn plan(request: &ResetRequest, target: &dyn ResetTarget) -> Result<ResetPla
         });
     }
     let group = target.target_reset_group()?;
-    let blockers: Vec<String> = group
-        .iter()
-        .filter_map(|m| match &m.ownership {
-            Ownership::Owned => None,
-            Ownership::OwnedElsewhere { owner } => {
-                Some(format!("{} is owned by {owner}", m.address))
-            }
-            Ownership::Unopened => Some(format!("{} is not opened by this process", m.address)),
-        })
-        .collect();
+    let blockers = bus_reset_blockers(&group);
     if !blockers.is_empty() {
         return Err(Error::HotResetRefused {
             device,
@@ -148,6 +139,25 @@ pub fn plan(request: &ResetRequest, target: &dyn ResetTarget) -> Result<ResetPla
         kind: ResetKind::Bus,
         members: group.into_iter().map(|m| m.address).collect(),
     })
+}
+
+/// What stands in the way of a bus or slot reset of a reset group: one line per member this
+/// process does not own; empty when the reset is allowed.
+///
+/// The planner ([`plan`]) and the group report ([`super::group_report`]) both decide through
+/// this one function, so a report can never call possible a reset the planner would refuse (or
+/// the other way round). A group of one owned function counts: its bus reset hits only itself.
+pub fn bus_reset_blockers(members: &[ResetGroupMember]) -> Vec<String> {
+    members
+        .iter()
+        .filter_map(|m| match &m.ownership {
+            Ownership::Owned => None,
+            Ownership::OwnedElsewhere { owner } => {
+                Some(format!("{} is owned by {owner}", m.address))
+            }
+            Ownership::Unopened => Some(format!("{} is not opened by this process", m.address)),
+        })
+        .collect()
 }
 
 pub(crate) fn method_names(methods: &[ResetMethod]) -> String {
