@@ -11,6 +11,8 @@
 //! By default two 82599 model ports fed by the model's traffic generators. See
 //! `examples/common/net.rs` for what is measured and how.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 #[path = "common/net.rs"]
 mod net;
 

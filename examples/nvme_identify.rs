@@ -7,6 +7,8 @@
 //! cargo run --release --example nvme_identify -- --device 0000:01:00.0   # bound to vfio-pci
 //! ```
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod common;
 
 use std::process::ExitCode;
@@ -19,15 +21,20 @@ fn main() -> ExitCode {
     let args = IdentifyArgs::parse();
     match identify::run(&args) {
         Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
+            let written = if args.json {
+                userpci::outln!("{}", report.to_json())
             } else {
-                print!("{}", report.to_text());
+                userpci::out!("{}", report.to_text())
+            };
+            // A reader that closed the pipe (`| head`) has what it wanted.
+            if let Some(err) = written.err().filter(|e| !e.is_closed()) {
+                userpci::errln!("nvme_identify: {err}");
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("nvme_identify: {err}");
+            userpci::errln!("nvme_identify: {err}");
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,8 @@
 //!
 //! See `examples/common/perf.rs` for what is measured and how.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod common;
 
 use std::process::ExitCode;
@@ -22,19 +24,24 @@ fn main() -> ExitCode {
     let args = PerfArgs::parse();
     match perf::run(&args) {
         Ok(report) => {
-            if args.json {
-                println!("{}", report.to_json());
+            let written = if args.json {
+                userpci::outln!("{}", report.to_json())
             } else {
-                print!("{}", report.to_text());
+                userpci::out!("{}", report.to_text())
+            };
+            // A reader that closed the pipe (`| head`) has what it wanted.
+            if let Some(err) = written.err().filter(|e| !e.is_closed()) {
+                userpci::errln!("nvme_perf: {err}");
+                return ExitCode::FAILURE;
             }
             if report.errors > 0 {
-                eprintln!("nvme_perf: {} I/O error(s)", report.errors);
+                userpci::errln!("nvme_perf: {} I/O error(s)", report.errors);
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("nvme_perf: {err}");
+            userpci::errln!("nvme_perf: {err}");
             ExitCode::FAILURE
         }
     }

@@ -37,6 +37,7 @@
 use std::fmt;
 
 use userpci::framework::pci::PciAddress;
+use userpci::output::OutputError;
 
 #[path = "net/fwd.rs"]
 mod fwd;
@@ -246,7 +247,8 @@ impl FwdArgs {
 
 /// The whole `main` of the `pktgen` and `fwd` examples: logging to stderr, the run with its
 /// per-second lines (suppressed with `--json`), then the report, or the error prefixed with
-/// the example's `name`.
+/// the example's `name`. A reader that closes standard output (`| head -1`) ends the output
+/// quietly: no more lines, no report, exit status 0.
 pub fn example_main(
     name: &str,
     json: bool,
@@ -259,22 +261,26 @@ pub fn example_main(
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(&mut |line| {
-        if !json {
-            println!("{line}");
+    let mut output: Result<(), OutputError> = Ok(());
+    let result = run(&mut |line| {
+        if !json && output.is_ok() {
+            output = userpci::outln!("{line}");
         }
-    }) {
-        Ok(report) => {
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_text());
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("{name}: {err}");
+    });
+    let written = output.and_then(|()| match &result {
+        Ok(report) if json => userpci::outln!("{}", report.to_json()),
+        Ok(report) => userpci::out!("{}", report.to_text()),
+        Err(_) => Ok(()),
+    });
+    match (result, written) {
+        (Err(err), _) => {
+            userpci::errln!("{name}: {err}");
             std::process::ExitCode::FAILURE
         }
+        (Ok(_), Err(err)) if !err.is_closed() => {
+            userpci::errln!("{name}: {err}");
+            std::process::ExitCode::FAILURE
+        }
+        (Ok(_), _) => std::process::ExitCode::SUCCESS,
     }
 }

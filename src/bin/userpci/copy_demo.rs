@@ -104,8 +104,8 @@ pub fn run(args: Args) -> CliResult {
     registry.register("copy-engine", model::factory);
     let bus = SimBus::new(topology, &registry)?;
     if !args.json {
-        print_tables(bus.topology());
-        println!();
+        print_tables(bus.topology())?;
+        userpci::outln!()?;
     }
 
     let area = args.copies as usize * args.size as usize;
@@ -123,17 +123,18 @@ pub fn run(args: Args) -> CliResult {
 
     let mut summary = Summary::default();
     let mut pattern = Pattern(args.seed | 1);
-    let say = |text: String| {
+    let say = |text: String| -> CliResult {
         if !args.json {
-            println!("{text}");
+            userpci::outln!("{text}")?;
         }
+        Ok(())
     };
 
     copy_round(&mut engines, &args, &mut pattern, &mut summary)?;
     say(format!(
         "round 1: {} copies verified on 3 engines",
         summary.verified
-    ));
+    ))?;
 
     // A copy into an IOVA whose mapping is gone: the IOMMU blocks it, memory stays intact.
     let engine = &mut engines[0];
@@ -159,27 +160,29 @@ pub fn run(args: Args) -> CliResult {
     summary.iommu_faults = faults.len();
     summary.canary_intact = engine.destination.as_slice().iter().all(|&b| b == 0x5a);
     for fault in &faults {
-        say(format!("IOMMU blocked: {fault}"));
+        say(format!("IOMMU blocked: {fault}"))?;
     }
     say(format!(
         "the copy completed with status {}; canary memory intact: {}",
         status, summary.canary_intact
-    ));
+    ))?;
 
     // FLR of 02:00.0 alone, then the whole two-function slot with one bus reset.
     engines[2].driver.function().reset_function()?;
     engines[2].driver.reinitialize()?;
-    say("02:00.0: function-level reset, driver re-initialised".to_string());
+    say("02:00.0: function-level reset, driver re-initialised".to_string())?;
     engines[0].driver.function().reset_group_hot()?;
     engines[0].driver.reinitialize()?;
     engines[1].driver.reinitialize()?;
-    say("01:00.0 + 01:00.1: bus reset of the reset group, both drivers re-initialised".to_string());
+    say(
+        "01:00.0 + 01:00.1: bus reset of the reset group, both drivers re-initialised".to_string(),
+    )?;
 
     copy_round(&mut engines, &args, &mut pattern, &mut summary)?;
     say(format!(
         "round 2: {} copies verified in total",
         summary.verified
-    ));
+    ))?;
 
     for at in ["01:00.0", "01:00.1", "02:00.0"] {
         let stats = bus.stats(address(at))?;
@@ -189,9 +192,9 @@ pub fn run(args: Args) -> CliResult {
     summary.virtual_time_ns = bus.clock().now().as_nanos() as u64;
     summary.wall_time_ns = wall.elapsed().as_nanos() as u64;
     if args.json {
-        println!("{}", serde_json::to_string(&summary).expect("serialisable"));
+        userpci::outln!("{}", serde_json::to_string(&summary).expect("serialisable"))?;
     } else {
-        println!(
+        userpci::outln!(
             "\n{} copies, {} bytes, {} verified, {} mismatches; {} FLR, {} functions hit by a bus reset; \
              {:?} of device time, {:?} wall",
             summary.copies,
@@ -202,7 +205,7 @@ pub fn run(args: Args) -> CliResult {
             summary.bus_reset_functions,
             Duration::from_nanos(summary.virtual_time_ns),
             Duration::from_nanos(summary.wall_time_ns),
-        );
+        )?;
     }
     if summary.mismatches > 0 || !summary.canary_intact || summary.iommu_faults != 1 {
         return Err(CliError::DemoFailed(format!(

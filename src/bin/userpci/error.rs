@@ -9,6 +9,9 @@ pub enum CliError {
     /// An NVMe driver error.
     #[error(transparent)]
     Nvme(#[from] userpci::nvme::Error),
+    /// Standard output could not be written (`OutputError::Closed` ends the tool quietly).
+    #[error(transparent)]
+    Output(#[from] userpci::output::OutputError),
     /// A demo ran but its checks failed.
     #[error("demo verification failed: {0}")]
     DemoFailed(String),

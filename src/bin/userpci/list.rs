@@ -19,19 +19,25 @@ pub struct Args {
 pub fn run(args: Args) -> CliResult {
     let functions = SysfsPci::new(&args.sysfs).list()?;
     if args.json {
-        println!(
+        userpci::outln!(
             "{}",
             serde_json::to_string_pretty(&functions).expect("serialisable")
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    userpci::outln!(
         "{:<13} {:<9} {:<8} {:<12} {:<6} {:<16} {:<13} vfio",
-        "address", "id", "class", "driver", "group", "reset", "parent"
-    );
+        "address",
+        "id",
+        "class",
+        "driver",
+        "group",
+        "reset",
+        "parent"
+    )?;
     for f in &functions {
         let methods: Vec<&str> = f.reset_methods.iter().map(|m| m.sysfs_name()).collect();
-        println!(
+        userpci::outln!(
             "{:<13} {:04x}:{:04x} {:06x}   {:<12} {:<6} {:<16} {:<13} {}",
             f.address.to_string(),
             f.vendor,
@@ -46,7 +52,7 @@ pub fn run(args: Args) -> CliResult {
             },
             f.parent_bridge.map_or("-".to_string(), |p| p.to_string()),
             f.vfio_dev.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(())
 }

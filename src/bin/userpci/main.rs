@@ -6,6 +6,11 @@
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 //! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
 //!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
+//!
+//! Everything goes to standard output through `userpci::outln!`, so that a closed pipe ends
+//! the tool quietly (`userpci demo | head -1`); `println!` would panic there.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod copy_demo;
 mod demo;
@@ -67,8 +72,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): it has what it wanted.
+        Err(error::CliError::Output(closed)) if closed.is_closed() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("userpci: {err}");
+            userpci::errln!("userpci: {err}");
             ExitCode::FAILURE
         }
     }

@@ -18,22 +18,24 @@ pub struct Args {
 pub fn run(args: Args) -> CliResult {
     let topology = Topology::load(&args.file)?;
     if args.json {
-        println!(
+        userpci::outln!(
             "{}",
             serde_json::to_string_pretty(&topology).expect("serialisable")
-        );
+        )?;
         return Ok(());
     }
-    print_tables(&topology);
-    Ok(())
+    print_tables(&topology)
 }
 
 /// Prints the function, IOMMU-group and reset-group tables.
-pub fn print_tables(topology: &Topology) {
-    println!(
+pub fn print_tables(topology: &Topology) -> CliResult {
+    userpci::outln!(
         "{:<13} {:<12} {:<6} {:<6} reset methods",
-        "function", "model", "iommu", "reset"
-    );
+        "function",
+        "model",
+        "iommu",
+        "reset"
+    )?;
     for f in topology.functions() {
         let methods: Vec<&str> = f
             .spec
@@ -41,25 +43,26 @@ pub fn print_tables(topology: &Topology) {
             .iter()
             .map(|m| m.sysfs_name())
             .collect();
-        println!(
+        userpci::outln!(
             "{:<13} {:<12} {:<6} {:<6} {}",
             f.address.to_string(),
             f.spec.model,
             f.iommu_group,
             f.reset_group,
             methods.join(" ")
-        );
+        )?;
     }
-    println!();
-    println!("{:<6} {:<9} {:<13} members", "reset", "scope", "bridge");
+    userpci::outln!()?;
+    userpci::outln!("{:<6} {:<9} {:<13} members", "reset", "scope", "bridge")?;
     for g in topology.reset_groups() {
         let members: Vec<String> = g.members.iter().map(ToString::to_string).collect();
-        println!(
+        userpci::outln!(
             "{:<6} {:<9} {:<13} {}",
             g.id,
             g.scope.to_string(),
             g.bridge.map_or("-".to_string(), |b| b.to_string()),
             members.join(" ")
-        );
+        )?;
     }
+    Ok(())
 }

@@ -29,12 +29,12 @@ pub fn bind(args: BindArgs) -> CliResult {
     for device in args.devices {
         let report = bind_vfio(device)?;
         if report.already_bound {
-            println!("{device}: already bound to vfio-pci");
+            userpci::outln!("{device}: already bound to vfio-pci")?;
         } else {
-            println!(
+            userpci::outln!(
                 "{device}: bound to vfio-pci (was {})",
                 report.original_driver.as_deref().unwrap_or("unbound")
-            );
+            )?;
         }
     }
     Ok(())
@@ -45,14 +45,14 @@ pub fn unbind(args: BindArgs) -> CliResult {
     for device in args.devices {
         let report = unbind_vfio(device)?;
         if report.was_not_bound {
-            println!("{device}: not bound to vfio-pci, left alone");
+            userpci::outln!("{device}: not bound to vfio-pci, left alone")?;
         } else {
-            println!(
+            userpci::outln!(
                 "{device}: released (now {})",
                 report.driver.as_deref().unwrap_or("no driver")
-            );
+            )?;
             if let Some(error) = &report.reprobe_error {
-                eprintln!("{device}: no kernel driver took it back: {error}");
+                userpci::errln!("{device}: no kernel driver took it back: {error}");
             }
         }
     }
@@ -69,17 +69,17 @@ pub fn reset_groups(args: GroupArgs) -> CliResult {
         .map(|&device| context.open(device))
         .collect::<Result<Vec<_>, _>>()?;
     if let (Some(mode), Some(reason)) = (context.mode(), context.mode_reason()) {
-        eprintln!("VFIO mode: {mode:?} ({reason})");
+        userpci::errln!("VFIO mode: {mode:?} ({reason})");
     }
     let targets: Vec<&dyn ResetTarget> = functions.iter().map(|f| f as &dyn ResetTarget).collect();
     let views = group_report(&targets)?;
     if args.json {
-        println!(
+        userpci::outln!(
             "{}",
             serde_json::to_string_pretty(&views).expect("serialisable")
-        );
+        )?;
     } else {
-        print!("{}", render_table(&views));
+        userpci::out!("{}", render_table(&views))?;
     }
     Ok(())
 }

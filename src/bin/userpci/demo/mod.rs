@@ -143,7 +143,7 @@ pub fn run(args: Args) -> CliResult {
             Ok(f) => functions.push(Arc::new(f)),
             Err(err) => {
                 if !args.json {
-                    println!("not opened: {err}");
+                    userpci::outln!("not opened: {err}")?;
                 }
             }
         }
@@ -151,13 +151,13 @@ pub fn run(args: Args) -> CliResult {
     let claim = claim_reset_group(&bus, functions[0].as_ref() as &dyn ResetTarget);
     if let Err(err) = &claim {
         if !args.json {
-            println!("claiming the reset group fails at start-up: {err}");
+            userpci::outln!("claiming the reset group fails at start-up: {err}")?;
         }
     }
     let targets: Vec<&dyn ResetTarget> = functions.iter().map(|f| f.as_ref() as _).collect();
     let groups = group_report(&targets)?;
     if !args.json {
-        println!("{}", userpci::framework::reset::render_table(&groups));
+        userpci::outln!("{}", userpci::framework::reset::render_table(&groups))?;
     }
 
     let mut members = Vec::new();
@@ -211,7 +211,7 @@ pub fn run(args: Args) -> CliResult {
         })?,
     }
     if !args.json {
-        println!("fault injected: {}", describe(args.scenario));
+        userpci::outln!("fault injected: {}", describe(args.scenario))?;
     }
 
     // Phase 2: the workload goes on; the drivers notice (timeouts, CSTS), the coordinator
@@ -272,9 +272,9 @@ pub fn run(args: Args) -> CliResult {
         })?;
     }
     if args.json {
-        println!("{}", summary.to_json(&groups));
+        userpci::outln!("{}", summary.to_json(&groups))?;
     } else {
-        summary.print_text(report.as_deref());
+        summary.print_text(report.as_deref())?;
     }
     if let Some(refusal) = refusal {
         return Err(CliError::DemoFailed(format!("reset refused: {refusal}")));

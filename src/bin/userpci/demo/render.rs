@@ -4,6 +4,7 @@ use serde::Serialize;
 use userpci::framework::reset::{Outcome, ResetGroupView, ResetReport};
 
 use super::scenario::Scenario;
+use crate::error::CliResult;
 
 /// Everything the demo measured.
 #[derive(Debug, Default)]
@@ -122,21 +123,25 @@ impl Summary {
         serde_json::to_string(&json).expect("the summary serialises")
     }
 
-    pub fn print_text(&self, report: Option<&ResetReport>) {
+    pub fn print_text(&self, report: Option<&ResetReport>) -> CliResult {
         if let Some(report) = report {
-            println!(
+            userpci::outln!(
                 "\n{} reset after a {} on {}: {} member(s)",
                 report.kind,
                 report.request.cause.as_str(),
                 report.request.device,
                 report.members.len()
-            );
-            println!(
+            )?;
+            userpci::outln!(
                 "{:<16} {:<10} {:>10} {:>10} {:>10}  outcome",
-                "member", "phase", "start ms", "end ms", "deadline"
-            );
+                "member",
+                "phase",
+                "start ms",
+                "end ms",
+                "deadline"
+            )?;
             for p in &report.timeline.phases {
-                println!(
+                userpci::outln!(
                     "{:<16} {:<10} {:>10.3} {:>10.3} {:>10}  {}",
                     p.member,
                     p.phase.to_string(),
@@ -149,34 +154,37 @@ impl Summary {
                         Outcome::Failed(why) => format!("FAILED: {why}"),
                         Outcome::Skipped(why) => format!("skipped: {why}"),
                     }
-                );
+                )?;
             }
-            println!(
+            userpci::outln!(
                 "\ntotal {:.3} ms on the device timeline, of which {:.3} ms the device's mandated \
                  waits; framework overhead {:.1} µs (wall clock, device waits excluded)",
                 report.total_ns as f64 / 1e6,
                 report.device_wait_ns as f64 / 1e6,
                 report.framework_overhead_ns as f64 / 1e3
-            );
+            )?;
         }
         if let Some(refusal) = &self.refusal {
-            println!("\nreset refused: {refusal}");
+            userpci::outln!("\nreset refused: {refusal}")?;
         }
-        println!(
+        userpci::outln!(
             "writes acknowledged {}, lost {}, duplicated {}, failed (caller told) {}; blocks verified {}",
             self.writes_acknowledged,
             self.writes_lost,
             self.writes_duplicated,
             self.writes_failed,
             self.blocks_verified
-        );
+        )?;
         if let Some(nic) = self.nic.as_ref().filter(|n| n.resets == 0) {
-            println!(
+            userpci::outln!(
                 "{} ({}): packets received {}, {} echoed; not reset",
-                nic.name, nic.state, nic.received_before_reset, nic.sent_total
-            );
+                nic.name,
+                nic.state,
+                nic.received_before_reset,
+                nic.sent_total
+            )?;
         } else if let Some(nic) = &self.nic {
-            println!(
+            userpci::outln!(
                 "{} ({}): packets received {} before the reset, {} after; {} echoed; {} TX \
                  packets in the ring at the reset returned to the pool (not re-sent); {}",
                 nic.name,
@@ -194,13 +202,14 @@ impl Summary {
                     ),
                     None => "not reset".to_string(),
                 }
-            );
+            )?;
         }
         if !self.unreachable.is_empty() {
-            println!(
+            userpci::outln!(
                 "not verified (device unreachable): {}",
                 self.unreachable.join(", ")
-            );
+            )?;
         }
+        Ok(())
     }
 }
