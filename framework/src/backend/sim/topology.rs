@@ -107,7 +107,7 @@ use serde::{Deserialize, Serialize};
 
 pub use builder::TopologyBuilder;
 pub use nodes::{FunctionNode, IommuGroup, ResetGroup, ResetScope};
-pub use spec::{FunctionSpec, RootPortSpec, TopologySpec};
+pub use spec::{FunctionSpec, RootPortSpec, TopologySpec, MAX_TOPOLOGY_FILE_BYTES};
 
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;

@@ -3,6 +3,7 @@
 //!
 //! [`Topology`]: super::Topology
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,61 @@ use serde::{Deserialize, Serialize};
 use crate::device::ResetMethod;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
+
+/// The largest topology file read, far above any real machine's (a few KiB).
+pub const MAX_TOPOLOGY_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file of at most [`MAX_TOPOLOGY_FILE_BYTES`] as text.
+fn read_capped(path: &Path) -> Result<String> {
+    let refuse = |reason: String| Error::TopologyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if !metadata.is_file() {
+        return Err(refuse(format!(
+            "not a regular file ({}), expected a TOML topology file",
+            file_kind(&metadata.file_type())
+        )));
+    }
+    let too_big = |size: u64| {
+        refuse(format!(
+            "{size} bytes, more than the {MAX_TOPOLOGY_FILE_BYTES}-byte limit for a topology file"
+        ))
+    };
+    if metadata.len() > MAX_TOPOLOGY_FILE_BYTES {
+        return Err(too_big(metadata.len()));
+    }
+    // The file may grow after the check: read one byte past the cap to notice.
+    let mut bytes = Vec::new();
+    file.take(MAX_TOPOLOGY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_TOPOLOGY_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| refuse(format!("not UTF-8 text: {e}")))
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
 
 fn yes() -> bool {
     true
@@ -116,11 +172,11 @@ impl TopologySpec {
 
     /// Reads and parses a topology file (no validation; see
     /// [`Topology::load`](super::Topology::load)).
+    ///
+    /// Only a regular file of at most [`MAX_TOPOLOGY_FILE_BYTES`] is read: `/dev/zero` or a
+    /// FIFO would otherwise be read without end.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::TopologyFile {
-            path: path.to_path_buf(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text = read_capped(path)?;
         toml::from_str(&text).map_err(|e| Error::TopologyFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -137,5 +193,51 @@ impl TopologySpec {
             path: path.to_path_buf(),
             reason: format!("cannot write: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(path: &Path) -> String {
+        match TopologySpec::load(path) {
+            Err(Error::TopologyFile {
+                path: named,
+                reason,
+            }) => {
+                assert_eq!(named, path);
+                reason
+            }
+            other => panic!("expected a topology file error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn device_nodes_and_directories_are_refused_without_reading() {
+        assert_eq!(
+            reason(Path::new("/dev/zero")),
+            "not a regular file (a character device), expected a TOML topology file"
+        );
+        let dir = std::env::temp_dir();
+        assert!(reason(&dir).starts_with("not a regular file (a directory)"));
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_naming_its_size_and_the_cap() {
+        let path = std::env::temp_dir().join(format!("userpci-big-{}.toml", std::process::id()));
+        let big = vec![b'#'; MAX_TOPOLOGY_FILE_BYTES as usize + 1];
+        std::fs::write(&path, big).unwrap();
+        let why = reason(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            why,
+            "1048577 bytes, more than the 1048576-byte limit for a topology file"
+        );
+        let err = Error::TopologyFile {
+            path: path.clone(),
+            reason: why,
+        };
+        assert!(err.to_string().contains(&path.display().to_string()));
     }
 }

@@ -182,12 +182,20 @@ pub(super) fn validate(spec: &TopologySpec) -> Result<()> {
     match problems.len() {
         0 => Ok(()),
         1 => Err(Error::Topology(problems.remove(0))),
-        n => Err(Error::Topology(format!(
-            "{n} problems: {}",
-            problems.join("; ")
-        ))),
+        n => {
+            // A generated file can hold thousands of mistakes; the first few show the pattern.
+            let shown = problems[..n.min(MAX_PROBLEMS_SHOWN)].join("; ");
+            let more = match n.saturating_sub(MAX_PROBLEMS_SHOWN) {
+                0 => String::new(),
+                hidden => format!("; ... and {hidden} more"),
+            };
+            Err(Error::Topology(format!("{n} problems: {shown}{more}")))
+        }
     }
 }
+
+/// How many problems one error lists before it only counts the rest.
+pub(super) const MAX_PROBLEMS_SHOWN: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -221,6 +229,20 @@ mod tests {
     #[test]
     fn topology_valid_machine_passes() {
         validate(&spec(&[("00:02.0", 1)], &["00:00.0", "01:00.0", "01:00.1"])).unwrap();
+    }
+
+    #[test]
+    fn topology_lists_twenty_problems_and_counts_the_rest() {
+        let functions: Vec<String> = (0..25).map(|d| format!("05:{d:02x}.0")).collect();
+        let names: Vec<&str> = functions.iter().map(String::as_str).collect();
+        let m = message(&spec(&[], &names));
+        assert!(m.starts_with("25 problems: "), "{m}");
+        assert_eq!(
+            m.matches("function 0000:05:").count(),
+            MAX_PROBLEMS_SHOWN,
+            "{m}"
+        );
+        assert!(m.ends_with("; ... and 5 more"), "{m}");
     }
 
     #[test]
