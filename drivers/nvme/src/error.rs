@@ -300,6 +300,14 @@ impl<T, B> fmt::Display for Rejected<T, B> {
     }
 }
 
+/// So that `?` turns a refused submission into a `Box<dyn std::error::Error>`; the message
+/// is the error's, the token and buffer are dropped with it.
+impl<T, B> std::error::Error for Rejected<T, B> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
 impl<T, B> From<Rejected<T, B>> for Error {
     fn from(rejected: Rejected<T, B>) -> Self {
         rejected.error
