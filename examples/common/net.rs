@@ -97,6 +97,9 @@ pub enum NetError {
     /// Bring-up or queue errors.
     #[error(transparent)]
     Ixgbe(#[from] userpci::ixgbe::Error),
+    /// Bring-up or queue errors of an 82576.
+    #[error(transparent)]
+    Igb(#[from] userpci::igb::Error),
     /// The simulated topology was refused.
     #[error("simulated ports: {0}")]
     Model(String),

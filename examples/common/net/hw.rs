@@ -7,6 +7,7 @@ use userpci::framework::backend::vfio::{VfioContext, VfioFunction, VfioOptions};
 use userpci::framework::device::PciFunctionExt;
 use userpci::framework::net::NetPort;
 use userpci::framework::pci::PciAddress;
+use userpci::igb::{IgbDevice, IgbOptions, IGB_82576_DEVICE_IDS};
 use userpci::ixgbe::{IxgbeDevice, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS};
 
 use super::{NetError, Result};
@@ -26,6 +27,8 @@ pub trait PortJob {
 pub enum Driver {
     /// Intel 82599 (`userpci-ixgbe`).
     Ixgbe,
+    /// Intel 82576 (`userpci-igb`).
+    Igb,
 }
 
 impl Driver {
@@ -37,12 +40,16 @@ impl Driver {
         if IXGBE_82599_DEVICE_IDS.contains(&device) {
             return Some(Driver::Ixgbe);
         }
+        if IGB_82576_DEVICE_IDS.contains(&device) {
+            return Some(Driver::Igb);
+        }
         None
     }
 
     fn name(self) -> &'static str {
         match self {
             Driver::Ixgbe => "ixgbe",
+            Driver::Igb => "igb",
         }
     }
 }
@@ -81,6 +88,13 @@ pub fn with_ports<J: PortJob>(addresses: &[PciAddress], job: J) -> Result<J::Out
             let mut ports = Vec::with_capacity(functions.len());
             for (_, (function, _)) in functions {
                 ports.push(IxgbeDevice::new(function, IxgbeOptions::default())?);
+            }
+            job.run(ports)
+        }
+        Some(Driver::Igb) => {
+            let mut ports = Vec::with_capacity(functions.len());
+            for (_, (function, _)) in functions {
+                ports.push(IgbDevice::new(function, IgbOptions::default())?);
             }
             job.run(ports)
         }
