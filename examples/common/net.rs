@@ -35,6 +35,8 @@
 #![allow(dead_code)]
 
 use std::fmt;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use userpci::framework::pci::PciAddress;
 use userpci::output::OutputError;
@@ -248,10 +250,31 @@ impl FwdArgs {
     }
 }
 
+/// Set by Ctrl-C (or a closed standard output): the loops end at their next look at the
+/// clock, and the run reports what it did so far.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once the run was asked to end early. One relaxed load, checked where the loops read
+/// the clock (every `CLOCK_EVERY` rounds), so the data path stays as it was.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Asks the running loop to end and report (the Ctrl-C handler; tests).
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Progress lines go to a terminal only: `--json` output and a pipe get the summary alone.
+pub fn show_progress(json: bool, stdout_is_terminal: bool) -> bool {
+    !json && stdout_is_terminal
+}
+
 /// The whole `main` of the `pktgen` and `fwd` examples: logging to stderr, the run with its
-/// per-second lines (suppressed with `--json`), then the report, or the error prefixed with
-/// the example's `name`. A reader that closes standard output (`| head -1`) ends the output
-/// quietly: no more lines, no report, exit status 0.
+/// per-second lines (on a terminal, without `--json`), then the report, or the error prefixed
+/// with the example's `name`. Ctrl-C ends the run early with the partial report (a second
+/// Ctrl-C exits at once, status 130). A reader that closes standard output (`| head -1`)
+/// ends the run quietly: no more lines, no report, exit status 0.
 pub fn example_main(
     name: &str,
     json: bool,
@@ -264,10 +287,22 @@ pub fn example_main(
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(err) = ctrlc::set_handler(|| {
+        if stop_requested() {
+            std::process::exit(130);
+        }
+        request_stop();
+    }) {
+        tracing::warn!("{name}: Ctrl-C will not end the run with a summary: {err}");
+    }
+    let progress = show_progress(json, std::io::stdout().is_terminal());
     let mut output: Result<(), OutputError> = Ok(());
     let result = run(&mut |line| {
-        if !json && output.is_ok() {
+        if progress && output.is_ok() {
             output = userpci::outln!("{line}");
+            if output.is_err() {
+                request_stop();
+            }
         }
     });
     let written = output.and_then(|()| match &result {

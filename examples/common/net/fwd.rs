@@ -11,7 +11,7 @@ use userpci::ixgbe::model::IxgbeModel;
 use super::hw::{self, PortJob};
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, fwd_sim};
-use super::{FwdArgs, NetError, Result, CLOCK_EVERY, SIM_A, SIM_B};
+use super::{stop_requested, FwdArgs, NetError, Result, CLOCK_EVERY, SIM_A, SIM_B};
 
 /// Two ports' queues and buffers, forwarding both ways.
 pub struct Forwarder<P: NetPort> {
@@ -185,7 +185,7 @@ fn fwd_loop<P: NetPort>(
         round = round.wrapping_add(1);
         if round.is_multiple_of(CLOCK_EVERY) {
             let now = Instant::now();
-            if now.duration_since(start) >= deadline {
+            if now.duration_since(start) >= deadline || stop_requested() {
                 break;
             }
             prog.tick(now, &names, &fwd.counters(), progress);

@@ -13,7 +13,9 @@ use userpci::ixgbe::IxgbeDevice;
 use super::hw::{self, PortJob};
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, sim_bus, sim_options};
-use super::{NetError, PktgenArgs, Result, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B};
+use super::{
+    stop_requested, NetError, PktgenArgs, Result, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B,
+};
 
 /// The frame `pktgen` sends: IPv4/UDP from A's MAC to B's, `size` bytes without FCS.
 pub fn pktgen_frame(size: usize) -> Vec<u8> {
@@ -143,7 +145,7 @@ fn pktgen_loop<P: NetPort>(
         let now = (rate_pps.is_some() || round.is_multiple_of(CLOCK_EVERY)).then(Instant::now);
         if let Some(now) = now {
             let elapsed = now.duration_since(start);
-            if elapsed >= deadline {
+            if elapsed >= deadline || stop_requested() {
                 break;
             }
             let s = tx.counters();
