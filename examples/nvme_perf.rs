@@ -8,7 +8,8 @@
 //! cargo run --release --example nvme_perf -- --device 0000:01:00.0 --rw randread
 //! ```
 //!
-//! See `examples/common/perf.rs` for what is measured and how.
+//! See `examples/common/perf.rs` for what is measured and how. Ctrl-C ends the run with the
+//! partial report.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -22,6 +23,15 @@ use common::perf::{self, PerfArgs};
 fn main() -> ExitCode {
     common::init_logging();
     let args = PerfArgs::parse();
+    // Ctrl-C: stop submitting, drain, print the partial report; a second one exits at once.
+    if let Err(err) = ctrlc::set_handler(|| {
+        if perf::stop_requested() {
+            std::process::exit(130);
+        }
+        perf::request_stop();
+    }) {
+        tracing::warn!("nvme_perf: Ctrl-C will not end the run with a summary: {err}");
+    }
     match perf::run(&args) {
         Ok(report) => {
             let written = if args.json {

@@ -691,7 +691,7 @@ fn run_raw<F: PciFunction>(
             continue;
         }
         now_ns = start.elapsed().as_nanos() as u64;
-        let submitting = now_ns < deadline_ns;
+        let submitting = now_ns < deadline_ns && !stop_requested();
         for (token, ok) in worker.completed.drain(..) {
             let slot = &mut worker.slots[token as usize];
             stats.record(now_ns - slot.submitted_ns);
@@ -747,7 +747,7 @@ async fn async_slot<F: PciFunction>(
     let deadline_ns = plan.duration.as_nanos() as u64;
     loop {
         let submitted = core.now.get();
-        if submitted >= deadline_ns {
+        if submitted >= deadline_ns || stop_requested() {
             return;
         }
         let (unit, write) = match &verify {
@@ -1094,6 +1094,20 @@ pub fn controller_options(cores: usize) -> ControllerOptions {
 }
 
 /// Checks the arguments, opens the device, runs the workers and summarises.
+/// Set by Ctrl-C: the workers stop submitting at their next completion, the I/Os in flight
+/// drain, and the run reports what it did so far.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once the run was asked to end early (one relaxed load per reaped batch).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Asks a running (or the next) run to end early and report (the Ctrl-C handler; tests).
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
 pub fn run(args: &PerfArgs) -> Result<PerfReport> {
     let cpus = check_args(args)?;
     let options = controller_options(cpus.len());
