@@ -485,6 +485,7 @@ run_mode() {
     if ((ok + bad == 0)) && [[ -z $FILTER ]]; then
         problems+=("no test ran")
     fi
+    keep_timeline "$mode" "$text" || problems+=("the timeline JSON on the console is not valid JSON")
     if grep -qE 'Kernel panic|Call Trace:' <<<"$text"; then
         log "$mode: WARNING: the guest kernel logged a panic or a call trace, see ${log#"$REPO"/}"
     fi
@@ -504,6 +505,24 @@ run_mode() {
         echo "  [$mode] console: ${log#"$REPO"/}"
     fi
     log "$mode: $ok passed, $((bad + broken)) failed in ${secs} s"
+}
+
+# The heterogeneous reset test prints its ResetReport as JSON between markers; keep it as
+# target/vm/timeline-<mode>.json (a CI artifact). Kernel messages can land between its lines:
+# those are dropped. Fails only when a timeline was printed and is not valid JSON.
+keep_timeline() {
+    local mode="$1" text="$2" file="$OUT/timeline-$mode.json"
+    rm -f "$file"
+    grep -q '^USERPCI-TIMELINE-BEGIN$' <<<"$text" || return 0
+    sed -n '/^USERPCI-TIMELINE-BEGIN$/,/^USERPCI-TIMELINE-END$/p' <<<"$text" |
+        sed '1d;$d' | grep -vE '^\[ *[0-9]+\.[0-9]+\]' >"$file.tmp"
+    if python3 -m json.tool "$file.tmp" >/dev/null 2>&1; then
+        mv "$file.tmp" "$file"
+        log "$mode: reset timeline kept in ${file#"$REPO"/}"
+    else
+        mv "$file.tmp" "$file.invalid"
+        return 1
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 //! The framework's reset coordinator on the real two-function slot (issue 5): a coordinated bus
 //! reset under write load with a ledger of every write, and a refused one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +20,6 @@ use crate::harness::{Ctx, Failure, TestResult, SLOT1_FN0, SLOT1_FN1};
 use crate::{ensure, fail, note};
 
 type Function = Arc<VfioFunction>;
-
-/// How long QEMU gets to fetch commands rung in before a reset is requested (its SQ timer
-/// fires 500 ns after a doorbell; this is generous for TCG).
-const QEMU_FETCH_GRACE: Duration = Duration::from_millis(5);
 
 /// Opens `addresses` in one context, brings a controller up on each, registers its participant
 /// with a new coordinator (on the functions' clock), and starts a workload on each.
@@ -132,8 +127,8 @@ fn check_bus_report(report: &ResetReport) -> TestResult {
 /// acknowledged write is lost and none is acknowledged twice. The coordinator's report (phases,
 /// totals, framework overhead) is printed for each.
 ///
-/// Doorbells are never rung in the last few ms before a reset: QEMU 7.2 crashes when they
-/// are (see tests/vm/README.md).
+/// Doorbells are rung right up to each request: QEMU 10 copes with CC.EN cleared while an SQ
+/// doorbell is pending (QEMU 7.2 did not; tests/vm/README.md).
 pub fn coordinated_hot_reset_under_io(ctx: &Ctx) -> TestResult {
     let Rig {
         coordinator,
@@ -150,10 +145,6 @@ pub fn coordinated_hot_reset_under_io(ctx: &Ctx) -> TestResult {
         ensure!(n == 24, "{}: only {n} writes went in", w.address);
     }
     let in_flight: Vec<usize> = loads.iter().map(|w| w.qp.in_flight()).collect();
-    // Let QEMU fetch what was just rung in: QEMU 7.2 crashes (use after free) when CC.EN is
-    // cleared while an SQ doorbell it has not processed yet is pending (see tests/vm/README.md,
-    // "QEMU 7.2 and resets under load").
-    std::thread::sleep(QEMU_FETCH_GRACE);
     let outcome = coordinator.request(request)?;
     let report1 = Arc::clone(&outcome.report);
     note!("round 1: in flight for the driver at the request: {in_flight:?}");
@@ -166,48 +157,26 @@ pub fn coordinated_hot_reset_under_io(ctx: &Ctx) -> TestResult {
     settle(&mut loads, Duration::from_secs(30))?;
 
     // Round 2: the reset comes from another thread while this one keeps submitting and
-    // polling. For QEMU's sake (as above) this thread stops ringing doorbells a few ms before
-    // the request; it keeps polling through the quiesce, the reset and the recovery, keeps
-    // trying to submit once its queue is stopped (refused: the queue pair rings no doorbell
-    // then), and submits again on each controller as soon as that one is recovered.
-    let stop_submitting = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(AtomicBool::new(false));
+    // polling on both controllers, through the quiesce, the reset and the recovery: submits
+    // are refused while a queue is stopped (it rings no doorbell then) and go in again as
+    // soon as that controller is recovered.
     let requester = {
         let coordinator = Arc::clone(&coordinator);
-        let (stop_submitting, stopped) = (Arc::clone(&stop_submitting), Arc::clone(&stopped));
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
-            stop_submitting.store(true, Ordering::Release);
-            let asked = Instant::now();
-            while !stopped.load(Ordering::Acquire) && asked.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            std::thread::sleep(QEMU_FETCH_GRACE);
-            let result = coordinator.request(request);
-            stop_submitting.store(false, Ordering::Release);
-            result
+            coordinator.request(request)
         })
     };
     let start = Instant::now();
     let (mut submitted_during, mut stopped_iterations, mut refused_while_stopped) =
         (0usize, 0usize, 0usize);
-    let mut in_flight_at_stop = Vec::new();
     while !requester.is_finished() {
-        let hold = stop_submitting.load(Ordering::Acquire);
-        if hold && !stopped.load(Ordering::Relaxed) {
-            in_flight_at_stop = loads.iter().map(|w| w.qp.in_flight()).collect();
-            stopped.store(true, Ordering::Release);
-        }
         for w in loads.iter_mut() {
             let queue = w.qp.state();
-            // Safe for QEMU: before the pause, or once this queue is stopped (no doorbell
-            // until it is recovered) or recovered (its reset is over).
-            if !hold || queue != QpairState::Enabled {
-                let n = w.write(8)?;
-                submitted_during += n;
-                if n == 0 && queue == QpairState::Disabled {
-                    refused_while_stopped += 1;
-                }
+            let n = w.write(8)?;
+            submitted_during += n;
+            if n == 0 && queue == QpairState::Disabled {
+                refused_while_stopped += 1;
             }
             if w.ctrl.state() == ControllerState::Resetting {
                 stopped_iterations += 1;
@@ -225,9 +194,9 @@ pub fn coordinated_hot_reset_under_io(ctx: &Ctx) -> TestResult {
     print_report("round 2", &report2);
     check_bus_report(&report2)?;
     note!(
-        "round 2: {submitted_during} writes submitted while the requester ran, in flight when \
-         submitting paused {in_flight_at_stop:?}; {stopped_iterations} poll iterations found a \
-         controller resetting, {refused_while_stopped} submits refused by a stopped queue"
+        "round 2: {submitted_during} writes submitted while the requester ran; \
+         {stopped_iterations} poll iterations found a controller resetting, \
+         {refused_while_stopped} submits refused by a stopped queue"
     );
     ensure!(
         refused_while_stopped > 0,

@@ -5,6 +5,7 @@
 
 mod backend;
 mod coordinated;
+mod heterogeneous;
 mod igb;
 mod ledger;
 mod nvme;
@@ -51,6 +52,8 @@ pub const TESTS: &[Test] = &[
     // The reset coordinator on the real slot (issue 5 item 7).
     test("coordinated_hot_reset_under_io",   Modes::Both, coordinated::coordinated_hot_reset_under_io),
     test("coordinated_reset_refused",        Modes::Both, coordinated::coordinated_reset_refused),
+    // A heterogeneous reset group: NVMe + igb in one slot (issue 9 item 5).
+    test("heterogeneous_hot_reset_under_traffic", Modes::Both, heterogeneous::heterogeneous_hot_reset_under_traffic),
     // Last: it unbinds 01:00.0 from vfio-pci (and binds it back).
     test("request_irq_on_unbind",            Modes::Both, backend::request_irq_on_unbind),
 ];
