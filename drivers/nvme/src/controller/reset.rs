@@ -55,6 +55,11 @@ impl<F: PciFunction> Inner<F> {
                     register: "CSTS",
                 })
             }
+            ControllerState::ShutDown => {
+                return Err(Error::ShutDown {
+                    device: self.device,
+                })
+            }
             ControllerState::Failed | ControllerState::Enabled | ControllerState::Resetting => {}
         }
         self.stop_queues(admin);
@@ -190,6 +195,10 @@ impl<F: PciFunction> Inner<F> {
                     what: "Doorbell Buffer Config, accepted before the reset, now fails".into(),
                 });
             }
+        }
+        if let Err(err) = self.restore_async_events(admin) {
+            // I/O does not depend on it: recover without asynchronous events.
+            tracing::warn!(%err, "asynchronous events not armed again after the reset");
         }
         let AdminState { queue, qpairs, .. } = admin;
         for entry in qpairs.iter() {
