@@ -24,6 +24,8 @@ use crate::spec::log::{AsyncEvent, ErrorInformationEntry, LogPageId, SmartHealth
 use crate::spec::{Status, SubmissionEntry, NSID_ALL};
 
 /// The log page read for an event, decoded.
+// The SMART page stays inline: boxing it would allocate on the polling path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventLog {
     /// SMART / Health Information (LID 02h).

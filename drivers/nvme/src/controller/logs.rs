@@ -164,7 +164,7 @@ impl<F: PciFunction> Controller<F> {
             .filter_map(|i| error_entry(bytes, i))
             .filter(|e| e.error_count != 0)
             .collect();
-        log.sort_by(|a, b| b.error_count.cmp(&a.error_count));
+        log.sort_by_key(|e| std::cmp::Reverse(e.error_count));
         Ok(log)
     }
 

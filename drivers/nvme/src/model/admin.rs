@@ -341,7 +341,7 @@ impl NvmeModel {
         let composite = threshold.sensor == TemperatureThreshold::COMPOSITE;
         let defaults = super::controller::Features::default();
         let value = match (c.sel, fid) {
-            (0 | 1 | 2, FeatureId::TemperatureThreshold) => {
+            (0..=2, FeatureId::TemperatureThreshold) => {
                 let current = if c.sel == 0 { self.features } else { defaults };
                 match threshold.kind() {
                     _ if !composite => 0,
