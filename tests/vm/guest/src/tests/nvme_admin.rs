@@ -106,7 +106,7 @@ pub fn nvme_shutdown_completes(ctx: &Ctx) -> TestResult {
         .allocate_buffer(512, DmaDirection::Bidirectional)?;
     match qp.submit_read(&ns, 0, buf, 1) {
         Err(rejected) if matches!(rejected.error, Error::ShutDown { .. }) => {
-            note!("{addr}: submit after shutdown: {}", rejected.error)
+            note!("submit after shutdown: {}", rejected.error)
         }
         Err(rejected) => fail!("{addr}: submit after shutdown: {}", rejected.error),
         Ok(()) => fail!("{addr}: a submit after shutdown was accepted"),
@@ -216,7 +216,7 @@ pub fn nvme_smart_and_error_logs(ctx: &Ctx) -> TestResult {
                 err.to_string().contains("multiple of 4 bytes"),
                 "{addr}: the error does not say why: {err}"
             );
-            note!("{addr}: {err}");
+            note!("{err}");
         }
         other => fail!("{addr}: a 6-byte log read gave {other:?}"),
     }
