@@ -74,6 +74,11 @@ fn shutdown_on_request_deletes_queues_then_waits_for_shst() {
         ctrl.create_io_qpair::<u64, DmaBuffer>(QpairOptions::default()),
         Err(Error::ShutDown { .. })
     ));
+    // A reset of its group (the coordinator's quiesce and recover) leaves it shut down.
+    ctrl.quiesce_for_reset();
+    ctrl.recover().unwrap();
+    assert_eq!(ctrl.state(), ControllerState::ShutDown);
+    assert!(!model_csts(&bus).rdy());
     drop(qp);
     drop(ctrl);
     assert_eq!(model_stats(&bus).shutdowns, 1, "no second shutdown on drop");

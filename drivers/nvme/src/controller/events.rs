@@ -167,8 +167,11 @@ impl<F: PciFunction> Controller<F> {
             std::array::from_fn(|_| None);
         let mut count = 0;
         {
-            let Ok(mut admin) = inner.admin.try_lock() else {
-                return 0;
+            let mut admin = match inner.admin.try_lock() {
+                Ok(admin) => admin,
+                // As `lock_admin`: a panic under the lock leaves the admin queue usable.
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return 0,
             };
             if inner.state.get() != ControllerState::Enabled || admin.queue.events.wanted() == 0 {
                 return 0;
