@@ -218,6 +218,36 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// Shutdown processing (`CC.SHN` = 01b) did not complete within the deadline.
+    #[error(
+        "{device}: normal shutdown not complete after {waited_ms} ms (deadline {deadline_ms} ms): \
+         CSTS.SHST is {shst:02b}b ({}), expected 10b (shutdown processing complete)",
+        crate::spec::registers::Csts::shst_meaning(*shst)
+    )]
+    ShutdownTimeout {
+        device: PciAddress,
+        waited_ms: u64,
+        deadline_ms: u64,
+        shst: u8,
+    },
+
+    /// The controller was shut down; it takes a new [`crate::Controller`] to use it again.
+    #[error("{device}: the controller was shut down (CC.SHN); bring it up again to use it")]
+    ShutDown { device: PciAddress },
+
+    /// A Get Log Page request the driver refuses before sending it.
+    #[error(
+        "{device}: invalid Get Log Page request for log page {lid:#04x}: {len} bytes at offset \
+         {offset}: {reason}"
+    )]
+    InvalidLogPageRequest {
+        device: PciAddress,
+        lid: u8,
+        len: usize,
+        offset: u64,
+        reason: &'static str,
+    },
+
     /// Every I/O queue the controller granted is in use.
     #[error("{device}: no I/O queue left: the controller granted {granted}, all in use")]
     NoQueueAvailable { device: PciAddress, granted: u16 },

@@ -4,7 +4,7 @@
 //! | module | contents |
 //! |---|---|
 //! | [`spec`] | the specification as types, shared with the controller model |
-//! | [`Controller`] | bring-up, identify, namespaces, queue creation, reset (quiesce / recover) |
+//! | [`Controller`] | bring-up, identify, namespaces, queue creation, reset (quiesce / recover), shutdown, log pages, asynchronous events |
 //! | [`IoQueuePair`] | the raw polled data path: submit with a token, process completions, no allocation |
 //! | [`AsyncQueuePair`] | `async` read / write / flush / write zeroes / trim on the framework runtime |
 //! | [`NvmeParticipant`] | the controller as a participant of the framework's reset coordinator |
@@ -53,7 +53,8 @@ mod queue;
 pub use async_qpair::AsyncQueuePair;
 pub use buffer::IoBuffer;
 pub use controller::{
-    Controller, ControllerInfo, ControllerOptions, ControllerState, QpairState, ResetHandler,
+    AsyncEventNotice, Controller, ControllerInfo, ControllerOptions, ControllerState, EventLog,
+    QpairState, ResetHandler, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT, LOG_BUFFER_SIZE,
     NVME_CLASS_CODE,
 };
 pub use error::{Error, Rejected, Result, StatusKind};

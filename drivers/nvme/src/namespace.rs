@@ -45,6 +45,7 @@ pub struct Namespace {
     pub(crate) nguid: [u8; 16],
     pub(crate) eui64: [u8; 8],
     pub(crate) formats: Vec<LbaFormatInfo>,
+    pub(crate) format: LbaFormatInfo,
     pub(crate) write_zeroes: bool,
     pub(crate) deallocate: bool,
 }
@@ -83,6 +84,12 @@ impl Namespace {
                 "formatted LBA format {index} is beyond the {count} formats it lists (NLBAF)"
             )));
         }
+        // In range of the table (FLBAS holds at most 6 index bits) and, checked above, of NLBAF.
+        let Some(in_use) = formats.iter().find(|f| f.index == index).copied() else {
+            return Err(unusable(format!(
+                "formatted LBA format {index} is not in the format table"
+            )));
+        };
         let format = id.formatted_lba_format();
         if format.ms() != 0 {
             return Err(Error::NamespaceMetadata {
@@ -125,6 +132,7 @@ impl Namespace {
             nguid: id.nguid,
             eui64: id.eui64,
             formats,
+            format: in_use,
             write_zeroes: oncs_write_zeroes,
             deallocate: oncs_deallocate,
         })
@@ -171,9 +179,15 @@ impl Namespace {
         self.eui64
     }
 
-    /// The LBA formats the namespace lists.
+    /// The LBA formats the namespace lists (`NLBAF + 1`, at most 64).
     pub fn lba_formats(&self) -> &[LbaFormatInfo] {
         &self.formats
+    }
+
+    /// The LBA format in use: the one `FLBAS` selects (bits 3:0, and 6:5 above 16 formats),
+    /// checked at bring-up to be within `NLBAF`. Its data size is [`Namespace::block_size`].
+    pub fn lba_format(&self) -> LbaFormatInfo {
+        self.format
     }
 
     /// Whether Write Zeroes is supported (`ONCS` bit 3).
@@ -274,6 +288,15 @@ mod tests {
         assert_eq!(ns.size_bytes(), 1000 * 4096);
         assert_eq!(ns.max_blocks_per_command(), 32);
         assert_eq!(ns.lba_formats().len(), 2);
+        assert_eq!(
+            ns.lba_format(),
+            LbaFormatInfo {
+                index: 1,
+                block_size: Some(4096),
+                metadata_size: 0,
+                relative_performance: 0,
+            }
+        );
         assert!(ns.supports_write_zeroes() && !ns.supports_trim());
         // 512-byte blocks with no MDTS limit: capped by NLB.
         let ns =
@@ -296,6 +319,37 @@ mod tests {
         id.flbas = 5;
         let err = Namespace::from_identify(device(), 1, &id, 1 << 20, false, false).unwrap_err();
         assert!(err.to_string().contains("NLBAF"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "0000:01:00.0: namespace 1 is unusable: formatted LBA format 5 is beyond the 2 \
+             formats it lists (NLBAF)"
+        );
+    }
+
+    #[test]
+    fn the_format_in_use_follows_flbas_with_its_upper_bits() {
+        // 20 formats; FLBAS 0x21 selects format 17 (bits 6:5 = 01b above bits 3:0 = 0001b).
+        let mut id = IdentifyNamespace::zeroed();
+        id.nsze = 8;
+        id.nlbaf = 19;
+        for i in 0..20 {
+            id.set_lba_format(i, LbaFormat::new().with_lbads(9).with_rp((i % 4) as u8));
+        }
+        id.set_lba_format(17, LbaFormat::new().with_lbads(12).with_rp(2));
+        id.flbas = 0x21;
+        let ns = Namespace::from_identify(device(), 1, &id, 1 << 20, false, false).unwrap();
+        let format = ns.lba_format();
+        assert_eq!((format.index, format.block_size), (17, Some(4096)));
+        assert_eq!(format.relative_performance, 2);
+        assert_eq!(ns.block_size(), 4096);
+        assert_eq!(ns.lba_formats().len(), 20);
+        // The same FLBAS with only 16 formats listed is out of range.
+        id.nlbaf = 15;
+        let err = Namespace::from_identify(device(), 1, &id, 1 << 20, false, false).unwrap_err();
+        assert!(
+            err.to_string().contains("format 17 is beyond the 16"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -84,3 +84,44 @@ fn the_counter_sees_allocations() {
     });
     assert_eq!(calls, 2);
 }
+
+#[test]
+fn polling_asynchronous_events_does_not_allocate() {
+    use userpci_nvme::spec::features::{AsyncEventConfig, ThresholdKind};
+    let bus = bus("");
+    let ctrl = controller(&bus);
+    let config = AsyncEventConfig(AsyncEventConfig::SMART_CRITICAL_WARNINGS);
+    assert_eq!(ctrl.enable_async_events(config).unwrap(), 4);
+    let mut seen = 0u32;
+    // Warm-up: one event through the whole path (the model's queues reach their capacity).
+    ctrl.set_temperature_threshold(ThresholdKind::Over, 300)
+        .unwrap();
+    ctrl.set_temperature_threshold(ThresholdKind::Over, 0x157)
+        .unwrap();
+    assert_eq!(ctrl.poll_async_events(&mut |_| seen += 1), 1);
+    for round in 0..5 {
+        ctrl.set_temperature_threshold(ThresholdKind::Over, 300)
+            .unwrap();
+        ctrl.set_temperature_threshold(ThresholdKind::Over, 0x157)
+            .unwrap();
+        // Counted: reap, read the SMART page, arm the request again, hand the notice over.
+        let calls = allocator_calls(|| {
+            assert_eq!(
+                ctrl.poll_async_events(&mut |n| {
+                    assert!(n.log.is_ok());
+                    seen += 1;
+                }),
+                1
+            );
+        });
+        assert_eq!(
+            calls, 0,
+            "allocator calls polling asynchronous events (round {round})"
+        );
+        let idle = allocator_calls(|| {
+            assert_eq!(ctrl.poll_async_events(&mut |_| seen += 1), 0);
+        });
+        assert_eq!(idle, 0, "allocator calls polling with no event");
+    }
+    assert_eq!(seen, 6);
+}

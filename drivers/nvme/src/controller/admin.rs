@@ -4,8 +4,10 @@
 //! kept simple: the controller holds it behind a mutex, a command is written, the MMIO
 //! doorbell rung (the admin queue never uses shadow doorbells: the specification keeps them
 //! for I/O queues, and QEMU and Linux treat QID 0 differently), and the completion queue is
-//! polled until the entry with the command's CID arrives. Entries with another CID (a late
-//! completion of a command that timed out earlier) are consumed and ignored.
+//! polled until the entry with the command's CID arrives. Completions of the Asynchronous
+//! Event Requests (their reserved CIDs, see `aer_slots.rs`) reaped on the way are kept in
+//! their slots; entries with another CID (a late completion of a command that timed out
+//! earlier) are consumed and ignored.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use userpci_framework::dma::{DmaArray, DmaDirection, DmaSpace};
 use userpci_framework::pci::PciAddress;
 use userpci_framework::time::{poll_until, Clock};
 
+use super::aer_slots::{AerSlots, AER_CID_BASE};
 use crate::error::{Error, Result};
 use crate::queue::{CqRing, SqRing};
 use crate::spec::registers::{self, Csts};
@@ -29,6 +32,8 @@ pub(crate) struct AdminQueue {
     cq: CqRing,
     next_cid: u16,
     dstrd: u8,
+    /// The Asynchronous Event Requests and their completions.
+    pub(crate) events: AerSlots,
 }
 
 impl AdminQueue {
@@ -44,16 +49,19 @@ impl AdminQueue {
             cq: CqRing::new(size),
             next_cid: 0,
             dstrd,
+            events: AerSlots::new(),
         };
         queue.reset();
         Ok(queue)
     }
 
-    /// Back to the state of a freshly enabled controller: empty rings, zeroed completions.
+    /// Back to the state of a freshly enabled controller: empty rings, zeroed completions, no
+    /// Asynchronous Event Request outstanding (a controller reset drops them).
     pub(crate) fn reset(&mut self) {
         self.cq_mem.region().fill(0);
         self.sq = SqRing::new(self.size);
         self.cq = CqRing::new(self.size);
+        self.events.reset();
     }
 
     /// Entries per queue.
@@ -73,25 +81,14 @@ impl AdminQueue {
         timeout: Duration,
     ) -> Result<CompletionEntry> {
         let opcode = sqe.opcode();
-        if self.sq.free() == 0 {
-            // Commands that timed out earlier still occupy the ring: only a reset clears it.
-            return Err(Error::QueueFull {
-                device,
-                qid: 0,
-                capacity: usize::from(self.size) - 1,
-            });
-        }
         let cid = self.next_cid;
-        self.next_cid = self.next_cid.wrapping_add(1);
+        // Regular commands wrap below the CIDs reserved for Asynchronous Event Requests.
+        self.next_cid = (self.next_cid + 1) % AER_CID_BASE;
         sqe.set_cid(cid);
-        let slot = self.sq.push();
-        self.sq_mem.set(usize::from(slot), sqe);
-        if let Some((tail, _)) = self.sq.take_doorbell() {
-            regs.write32(registers::sq_tail_doorbell(0, self.dstrd), u32::from(tail));
-        }
+        self.submit(regs, device, sqe)?;
         let start = clock.now();
         let result = poll_until(clock, device, "admin command completion", timeout, || {
-            Ok(self.reap(regs, cid))
+            Ok(self.reap(regs, Some(cid)))
         });
         let cqe = match result {
             Ok(cqe) => cqe,
@@ -132,8 +129,38 @@ impl AdminQueue {
         Ok(cqe)
     }
 
-    /// Consumes posted completions until the one for `cid`; rings the head doorbell once.
-    fn reap<R: RegisterIo>(&mut self, regs: &R, cid: u16) -> Option<CompletionEntry> {
+    /// Writes `sqe` (its CID set) to the ring and rings the tail doorbell, without waiting.
+    pub(crate) fn submit<R: RegisterIo>(
+        &mut self,
+        regs: &R,
+        device: PciAddress,
+        sqe: SubmissionEntry,
+    ) -> Result<()> {
+        if self.sq.free() == 0 {
+            // Commands that timed out earlier still occupy the ring: only a reset clears it.
+            return Err(Error::QueueFull {
+                device,
+                qid: 0,
+                capacity: usize::from(self.size) - 1,
+            });
+        }
+        let slot = self.sq.push();
+        self.sq_mem.set(usize::from(slot), sqe);
+        if let Some((tail, _)) = self.sq.take_doorbell() {
+            regs.write32(registers::sq_tail_doorbell(0, self.dstrd), u32::from(tail));
+        }
+        Ok(())
+    }
+
+    /// Consumes what the controller posted (Asynchronous Event Request completions land in
+    /// their slots), without waiting.
+    pub(crate) fn poll<R: RegisterIo>(&mut self, regs: &R) {
+        let _ = self.reap(regs, None);
+    }
+
+    /// Consumes posted completions until the one for `cid` (all of them for `None`); rings
+    /// the head doorbell once.
+    fn reap<R: RegisterIo>(&mut self, regs: &R, cid: Option<u16>) -> Option<CompletionEntry> {
         let mut found = None;
         let mut budget = self.size - 1;
         while budget > 0 {
@@ -148,13 +175,16 @@ impl AdminQueue {
                     "admin completion with an invalid SQ head"
                 );
             }
-            if cqe.cid() == cid && cqe.sq_id() == 0 {
+            if cqe.sq_id() == 0 && Some(cqe.cid()) == cid {
                 found = Some(cqe);
                 break;
             }
+            if cqe.sq_id() == 0 && self.events.complete(cqe.cid(), cqe.dw0, cqe.status()) {
+                continue;
+            }
             tracing::debug!(
                 cid = cqe.cid(),
-                expected = cid,
+                expected = ?cid,
                 "admin completion for another command ignored"
             );
         }

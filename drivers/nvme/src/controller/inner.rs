@@ -118,6 +118,9 @@ impl<F: PciFunction> Inner<F> {
                 device: self.device,
                 register: "CSTS",
             }),
+            ControllerState::ShutDown => Err(Error::ShutDown {
+                device: self.device,
+            }),
         }
     }
 

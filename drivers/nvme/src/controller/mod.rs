@@ -27,10 +27,14 @@
 //! commands complete with [`Error::Retriable`], and new ones are refused.
 
 mod admin;
+mod aer_slots;
+mod events;
 mod init;
 pub(crate) mod inner;
+mod logs;
 mod options;
 mod reset;
+mod shutdown;
 pub(crate) mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,8 +44,11 @@ use userpci_framework::device::{InterruptVector, PciFunction, PciFunctionExt, Re
 use userpci_framework::dma::DmaDirection;
 use userpci_framework::pci::PciAddress;
 
+pub use events::{AsyncEventNotice, EventLog};
 pub use init::NVME_CLASS_CODE;
+pub use logs::LOG_BUFFER_SIZE;
 pub use options::{ControllerInfo, ControllerOptions, ResetHandler};
+pub use shutdown::{ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use state::{ControllerState, QpairState};
 
 use admin::AdminQueue;
@@ -182,6 +189,12 @@ impl<F: PciFunction> Controller<F> {
             vwc: id.vwc,
             nn: id.nn,
             cntlid: id.cntlid,
+            aerl: id.aerl,
+            lpa: id.lpa,
+            elpe: id.elpe,
+            rtd3e_us: id.rtd3e,
+            warning_temperature: id.wctemp,
+            critical_temperature: id.cctemp,
             io_queues,
             shadow_doorbells: shadow.is_some(),
         };

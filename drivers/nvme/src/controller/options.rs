@@ -153,6 +153,18 @@ pub struct ControllerInfo {
     pub nn: u32,
     /// `CNTLID`.
     pub cntlid: u16,
+    /// `AERL`, zero-based: Asynchronous Event Requests the controller holds at once - 1.
+    pub aerl: u8,
+    /// `LPA`, Log Page Attributes.
+    pub lpa: u8,
+    /// `ELPE`, zero-based: Error Information log entries - 1.
+    pub elpe: u8,
+    /// `RTD3E`, microseconds (0: not reported): the shutdown deadline when nonzero.
+    pub rtd3e_us: u32,
+    /// `WCTEMP`, kelvins (0: not reported).
+    pub warning_temperature: u16,
+    /// `CCTEMP`, kelvins (0: not reported).
+    pub critical_temperature: u16,
     /// I/O queue pairs that can be created (granted and within the options).
     pub io_queues: u16,
     /// Whether I/O queues use shadow doorbells.

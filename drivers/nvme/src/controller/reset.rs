@@ -55,6 +55,11 @@ impl<F: PciFunction> Inner<F> {
                     register: "CSTS",
                 })
             }
+            ControllerState::ShutDown => {
+                return Err(Error::ShutDown {
+                    device: self.device,
+                })
+            }
             ControllerState::Failed | ControllerState::Enabled | ControllerState::Resetting => {}
         }
         self.stop_queues(admin);
@@ -94,6 +99,10 @@ impl<F: PciFunction> Inner<F> {
     /// `CSTS.RDY` (a hung controller may never get there, and the reset that follows stops
     /// it for certain). In-flight commands stay with their queue pairs for re-issue.
     pub(crate) fn quiesce_for_reset(&self, admin: &AdminState) {
+        if self.state.get() == ControllerState::ShutDown {
+            // Already stopped and disabled; the reset changes nothing for it.
+            return;
+        }
         self.stop_queues(admin);
         let cc = self.regs.read32(crate::spec::registers::CC);
         if cc == u32::MAX {
@@ -114,6 +123,11 @@ impl<F: PciFunction> Inner<F> {
     /// registered queue pair. A controller marked gone is tried too: a bus reset may have
     /// brought it back.
     pub(crate) fn recover_locked(&self, admin: &mut AdminState) -> Result<()> {
+        if self.state.get() == ControllerState::ShutDown {
+            // Shut down on purpose: a reset of its group does not bring it back.
+            tracing::debug!(device = %self.device, "shut down: not recovered");
+            return Ok(());
+        }
         self.state.set(ControllerState::Resetting);
         match self.try_recover(admin) {
             Ok(()) => {
@@ -190,6 +204,10 @@ impl<F: PciFunction> Inner<F> {
                     what: "Doorbell Buffer Config, accepted before the reset, now fails".into(),
                 });
             }
+        }
+        if let Err(err) = self.restore_async_events(admin) {
+            // I/O does not depend on it: recover without asynchronous events.
+            tracing::warn!(%err, "asynchronous events not armed again after the reset");
         }
         let AdminState { queue, qpairs, .. } = admin;
         for entry in qpairs.iter() {

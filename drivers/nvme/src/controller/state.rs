@@ -28,6 +28,8 @@ pub enum QpairState {
     Failed = 3,
     /// The device is gone (surprise removal).
     Gone = 4,
+    /// The controller was shut down (`CC.SHN`): its queues are deleted, new work is refused.
+    ShutDown = 5,
 }
 
 impl QpairState {
@@ -37,6 +39,7 @@ impl QpairState {
             1 => Self::Disabled,
             2 => Self::NeedsReconnect,
             3 => Self::Failed,
+            5 => Self::ShutDown,
             _ => Self::Gone,
         }
     }
@@ -162,6 +165,8 @@ pub enum ControllerState {
     Failed = 2,
     /// The device is gone.
     Gone = 3,
+    /// Shut down on request or on drop (`CC.SHN` = 01b, then disabled).
+    ShutDown = 4,
 }
 
 /// An atomic [`ControllerState`].
@@ -178,6 +183,7 @@ impl AtomicControllerState {
             0 => ControllerState::Enabled,
             1 => ControllerState::Resetting,
             2 => ControllerState::Failed,
+            4 => ControllerState::ShutDown,
             _ => ControllerState::Gone,
         }
     }

@@ -7,7 +7,7 @@ use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
 use super::shared::Outcome;
 use super::{prp, NvmeModel};
 use crate::spec::admin::{CreateIoCq, CreateIoSq, GetFeatures, GetLogPage, Identify, SetFeatures};
-use crate::spec::features::{FeatureId, NumberOfQueues};
+use crate::spec::features::{FeatureId, NumberOfQueues, TemperatureThreshold, ThresholdKind};
 use crate::spec::identify::ActiveNamespaceList;
 use crate::spec::log::LogPageId;
 use crate::spec::queue::{CQE_SIZE, IOCQES, IOSQES, PSDT_PRP, SQE_SIZE};
@@ -289,6 +289,20 @@ impl NvmeModel {
             return dnr(FEATURE_NOT_NAMESPACE_SPECIFIC);
         }
         match fid {
+            FeatureId::TemperatureThreshold => {
+                let t = TemperatureThreshold::from_dword(c.cdw11);
+                // As QEMU: only the Composite Temperature has thresholds; others are ignored.
+                if t.sensor != TemperatureThreshold::COMPOSITE {
+                    return success(0);
+                }
+                match t.kind() {
+                    Some(ThresholdKind::Over) => self.features.temperature_over = t.kelvin,
+                    Some(ThresholdKind::Under) => self.features.temperature_under = t.kelvin,
+                    None => return dnr(Status::INVALID_FIELD),
+                }
+                self.temperature_threshold_changed();
+                success(0)
+            }
             FeatureId::NumberOfQueues => {
                 if self.features.queues_created {
                     return dnr(Status::COMMAND_SEQUENCE_ERROR);
@@ -323,7 +337,19 @@ impl NvmeModel {
         };
         let max = self.config.max_queues - 1;
         let all_queues = NumberOfQueues { nsq: max, ncq: max }.to_dword();
+        let threshold = TemperatureThreshold::from_dword(c.cdw11);
+        let composite = threshold.sensor == TemperatureThreshold::COMPOSITE;
+        let defaults = super::controller::Features::default();
         let value = match (c.sel, fid) {
+            (0..=2, FeatureId::TemperatureThreshold) => {
+                let current = if c.sel == 0 { self.features } else { defaults };
+                match threshold.kind() {
+                    _ if !composite => 0,
+                    Some(ThresholdKind::Over) => u32::from(current.temperature_over),
+                    Some(ThresholdKind::Under) => u32::from(current.temperature_under),
+                    None => return dnr(Status::INVALID_FIELD),
+                }
+            }
             (0, FeatureId::NumberOfQueues) => {
                 let (nsq, ncq) = self.granted_queues();
                 NumberOfQueues { nsq, ncq }.to_dword()

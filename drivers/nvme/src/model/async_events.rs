@@ -107,6 +107,18 @@ impl NvmeModel {
         None
     }
 
+    /// A temperature threshold was set: a SMART / Health event when the temperature is at or
+    /// past one (QEMU checks at Set Features only; the temperature is constant).
+    pub(super) fn temperature_threshold_changed(&mut self) {
+        if self.features.temperature_warning() {
+            self.post_event(AsyncEvent {
+                event_type: AsyncEvent::TYPE_SMART_HEALTH,
+                info: AsyncEvent::INFO_SMART_TEMPERATURE_THRESHOLD,
+                log_page: LogPageId::SmartHealth as u8,
+            });
+        }
+    }
+
     /// Reading log page `lid` without `RAE` clears the events that name it.
     pub(super) fn clear_events_for(&mut self, lid: LogPageId) {
         let event_type = match lid {
@@ -120,6 +132,9 @@ impl NvmeModel {
     /// The SMART / Health log at virtual time `now`.
     pub(super) fn smart_log(&self, ctx: &ModelContext<'_>) -> SmartHealthLog {
         let mut log = SmartHealthLog::zeroed();
+        if self.features.temperature_warning() {
+            log.critical_warning |= SmartHealthLog::WARNING_TEMPERATURE;
+        }
         log.set_composite_temperature(TEMPERATURE);
         log.available_spare = 100;
         log.available_spare_threshold = 10;

@@ -33,6 +33,11 @@ pub struct NvmeModelConfig {
     /// How long `CSTS.RDY` takes to follow `CC.EN`, both ways. May exceed `CAP.TO` to test a
     /// driver's timeout.
     pub ready_delay: Duration,
+    /// How long shutdown processing takes: `CSTS.SHST` reads 01b (occurring) for this long
+    /// after `CC.SHN` is set, then 10b; zero completes at once (as QEMU).
+    pub shutdown_delay: Duration,
+    /// Identify Controller `RTD3E`, microseconds (0: not reported, as QEMU).
+    pub rtd3e_us: u32,
     /// Identify Controller `MDTS`: transfers up to `4 KiB << mdts`; 0 for no limit (0..=16).
     pub mdts: u8,
     /// I/O queue pairs the controller grants at most (Number of Queues), 1..=2047. The
@@ -66,6 +71,8 @@ impl Default for NvmeModelConfig {
             dstrd: 0,
             timeout_500ms: 15,
             ready_delay: Duration::ZERO,
+            shutdown_delay: Duration::ZERO,
+            rtd3e_us: 0,
             mdts: 5,
             max_queues: 8,
             namespaces: 1,
@@ -192,6 +199,10 @@ impl NvmeModelConfig {
                 "ready_delay_us" => {
                     config.ready_delay = Duration::from_micros(int(i64::MAX as u64)?)
                 }
+                "shutdown_delay_us" => {
+                    config.shutdown_delay = Duration::from_micros(int(i64::MAX as u64)?)
+                }
+                "rtd3e_us" => config.rtd3e_us = int(u32::MAX.into())? as u32,
                 "mdts" => config.mdts = int(MAX_MDTS.into())? as u8,
                 "max_queues" => config.max_queues = int(MAX_QUEUE_PAIRS.into())? as u16,
                 "namespaces" => config.namespaces = int(MAX_NAMESPACES.into())? as u32,
@@ -210,7 +221,7 @@ impl NvmeModelConfig {
                 _ => {
                     return Err(Error::Topology(format!(
                         "{MODEL_NAME}: unknown parameter {key} = {value} (known: mqes, dstrd, \
-                         timeout_500ms, ready_delay_us, mdts, max_queues, namespaces, blocks, \
+                         timeout_500ms, ready_delay_us, shutdown_delay_us, rtd3e_us, mdts, max_queues, namespaces, blocks, \
                          lba_size, metadata_size, shadow_doorbells, latency_ns, serial, \
                          model_number, backing)"
                     )))

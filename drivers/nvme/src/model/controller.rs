@@ -9,10 +9,11 @@ use userpci_framework::Result;
 
 use super::config::NvmeModelConfig;
 use super::events::{ErrorLog, Events, SmartCounters};
+use super::events::{TEMPERATURE, TEMPERATURE_WARNING};
 use super::faults::{Faults, NvmeModelStats, Recovery};
 use super::namespace::Namespace;
 use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
-use super::shared::{AERL, TIMER_COALESCE, TIMER_COMMAND};
+use super::shared::{AERL, TIMER_COALESCE, TIMER_COMMAND, TIMER_SHUTDOWN};
 use super::storage::CHUNK;
 use crate::spec::log::AsyncEvent;
 use crate::spec::queue::{IOCQES, IOSQES};
@@ -26,7 +27,7 @@ const TIMER_READY_OFF: u64 = 2;
 const GENERATION_BITS: u32 = 40;
 
 /// The settable features (reset to defaults by every reset).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Features {
     /// Number of Queues granted (zero-based NSQA, NCQA); `None` until Set Features.
     pub(super) queues: Option<(u16, u16)>,
@@ -36,6 +37,30 @@ pub(super) struct Features {
     pub(super) coalescing: u32,
     /// Asynchronous Event Configuration, as set.
     pub(super) async_config: u32,
+    /// Composite Temperature over threshold, kelvins.
+    pub(super) temperature_over: u16,
+    /// Composite Temperature under threshold, kelvins.
+    pub(super) temperature_under: u16,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            queues: None,
+            queues_created: false,
+            coalescing: 0,
+            async_config: 0,
+            temperature_over: TEMPERATURE_WARNING,
+            temperature_under: 0,
+        }
+    }
+}
+
+impl Features {
+    /// The Composite Temperature is at or past a threshold (SMART Critical Warning bit 1).
+    pub(super) fn temperature_warning(&self) -> bool {
+        TEMPERATURE >= self.temperature_over || TEMPERATURE <= self.temperature_under
+    }
 }
 
 /// A simulated NVMe controller; see the module documentation of [`super`].
@@ -204,8 +229,14 @@ impl NvmeModel {
             _ => {}
         }
         if new.shn() != Cc::SHN_NONE && old.shn() == Cc::SHN_NONE {
-            // Nothing is volatile: shutdown processing completes at once.
-            self.shst = Csts::SHST_COMPLETE;
+            self.stats.shutdowns += 1;
+            if self.config.shutdown_delay.is_zero() {
+                // Nothing is volatile: shutdown processing completes at once.
+                self.shst = Csts::SHST_COMPLETE;
+            } else {
+                self.shst = Csts::SHST_OCCURRING;
+                self.schedule(ctx, self.config.shutdown_delay, TIMER_SHUTDOWN, 0);
+            }
         } else if new.shn() == Cc::SHN_NONE {
             self.shst = Csts::SHST_NORMAL;
         }
@@ -309,6 +340,9 @@ impl NvmeModel {
                 self.run(ctx);
             }
             TIMER_READY_OFF => self.rdy = false,
+            TIMER_SHUTDOWN if self.shst == Csts::SHST_OCCURRING => {
+                self.shst = Csts::SHST_COMPLETE;
+            }
             TIMER_COMMAND => self.run(ctx),
             TIMER_COALESCE => {
                 let Some(cq) = self.cqs.get_mut(usize::from(qid)).and_then(Option::as_mut) else {

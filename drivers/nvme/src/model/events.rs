@@ -16,6 +16,10 @@ pub(super) const MAX_QUEUED: usize = 16;
 pub(super) const ERROR_LOG_ENTRIES: usize = 4;
 /// Composite temperature reported, in kelvins (QEMU's 0x143, 50 °C).
 pub(super) const TEMPERATURE: u16 = 0x143;
+/// Warning Composite Temperature Threshold and the default over threshold (QEMU's 0x157).
+pub(super) const TEMPERATURE_WARNING: u16 = 0x157;
+/// Critical Composite Temperature Threshold (QEMU's 0x175).
+pub(super) const TEMPERATURE_CRITICAL: u16 = 0x175;
 
 /// Held requests and waiting events.
 #[derive(Debug)]

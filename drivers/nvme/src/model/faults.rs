@@ -122,6 +122,8 @@ pub struct NvmeModelStats {
     pub controller_resets: u64,
     /// Function-level and bus resets.
     pub function_resets: u64,
+    /// Shutdown notifications (`CC.SHN` 00b to nonzero).
+    pub shutdowns: u64,
     /// MSI-X vectors signalled (dropped by the bus when MSI-X is off).
     pub interrupts: u64,
     /// Bytes moved from namespaces to the host (Read).

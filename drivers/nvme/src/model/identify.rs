@@ -4,7 +4,7 @@
 
 use bytemuck::Zeroable;
 
-use super::events::ERROR_LOG_ENTRIES;
+use super::events::{ERROR_LOG_ENTRIES, TEMPERATURE_CRITICAL, TEMPERATURE_WARNING};
 use super::shared::AERL;
 use super::NvmeModel;
 use crate::spec::identify::IdentifyController;
@@ -48,6 +48,7 @@ impl NvmeModel {
         id.mdts = config.mdts;
         id.cntlid = 0;
         id.ver = Vs::new(1, 4, 0).0;
+        id.rtd3e = config.rtd3e_us;
         id.oacs = if config.shadow_doorbells {
             IdentifyController::OACS_DOORBELL_BUFFER_CONFIG
         } else {
@@ -57,6 +58,8 @@ impl NvmeModel {
         id.aerl = AERL;
         id.lpa = IdentifyController::LPA_EXTENDED_DATA;
         id.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
+        id.wctemp = TEMPERATURE_WARNING;
+        id.cctemp = TEMPERATURE_CRITICAL;
         id.sqes = (IOSQES << 4) | IOSQES;
         id.cqes = (IOCQES << 4) | IOCQES;
         id.nn = config.namespaces;

@@ -9,7 +9,8 @@
 //! - `CAP`: `MQES`, `DSTRD` and `TO` from the configuration, `CQR` 1, `CSS` NVM only,
 //!   `MPSMIN` 0 (4 KiB), `MPSMAX` 4 (64 KiB). `VS` 1.4.0. No CMB, PMR or NVM subsystem reset.
 //! - Admin commands: Identify (CNS 0, 1, 2), Create/Delete I/O SQ and CQ, Get/Set Features
-//!   (Number of Queues, Interrupt Coalescing, Asynchronous Event Configuration), Get Log Page
+//!   (Temperature Threshold, Number of Queues, Interrupt Coalescing, Asynchronous Event
+//!   Configuration), Get Log Page
 //!   (Error Information, SMART / Health), Abort, Asynchronous Event Request and, with
 //!   `shadow_doorbells`, Doorbell Buffer Config.
 //! - NVM commands: Read, Write, Flush, Write Zeroes, Dataset Management (deallocate zeroes the
@@ -69,6 +70,13 @@
 //!   only hold the mask; with MSI-X they have no effect.
 //! - **Metadata** (`metadata_size`) is in a separate buffer (`FLBAS` bit 4 clear): writes read
 //!   and discard it, reads return zeroes.
+//! - **Shutdown** (`CC.SHN`): `CSTS.SHST` reads 01b for `shutdown_delay`, then 10b (QEMU:
+//!   10b at once, which a zero delay gives). The controller keeps processing commands, as
+//!   QEMU; clearing `CC.EN` afterwards resets it and `SHST` to 00b.
+//! - **Temperature** as QEMU: a constant 323 K, over threshold 343 K (`WCTEMP`), under
+//!   threshold 0. Setting a threshold the temperature is at or past sets SMART Critical
+//!   Warning bit 1 and raises a SMART / Health event (information 01h, log page 02h) when
+//!   Asynchronous Event Configuration enables SMART warnings.
 //! - **SMART / Health**: Data Units count successful Reads and Writes; Host Write Commands
 //!   count Write and Write Zeroes.
 //!
@@ -105,7 +113,8 @@ pub use faults::{CommandClass, Corruption, NvmeModelStats, ProtocolViolations, R
 pub use identify::{CLASS_CODE, DEVICE_ID, FIRMWARE_REVISION, SUBSYSTEM_VENDOR_ID, VENDOR_ID};
 
 /// Builds an NVMe controller model from topology-file parameters (see [`NvmeModelConfig`];
-/// the keys are its field names, with `ready_delay_us` and `latency_ns` for the durations).
+/// the keys are its field names, with `ready_delay_us`, `shutdown_delay_us` and `latency_ns`
+/// for the durations).
 pub fn factory(params: &toml::Table) -> Result<Box<dyn DeviceModel>> {
     let config = NvmeModelConfig::from_params(params)?;
     Ok(Box::new(NvmeModel::new(config)?))

@@ -10,6 +10,8 @@ pub(super) const AERL: u8 = 3;
 pub(super) const TIMER_COMMAND: u64 = 3;
 /// Timer token: an interrupt coalescing window closed.
 pub(super) const TIMER_COALESCE: u64 = 4;
+/// Timer token: shutdown processing finished.
+pub(super) const TIMER_SHUTDOWN: u64 = 5;
 
 /// What executing a command led to.
 pub(super) enum Outcome {

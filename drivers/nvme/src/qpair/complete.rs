@@ -235,6 +235,9 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                 device: self.device,
                 register: "CSTS",
             },
+            QpairState::ShutDown => Error::ShutDown {
+                device: self.device,
+            },
         }
     }
 }

@@ -157,6 +157,11 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                 device,
                 register: "CSTS",
             },
+            QpairState::ShutDown => Error::Retriable {
+                device,
+                qid,
+                reason: "the controller was shut down (its queues deleted)",
+            },
             _ => Error::Retriable {
                 device,
                 qid,
@@ -164,7 +169,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
             },
         };
         match state {
-            QpairState::Failed | QpairState::Gone => {}
+            QpairState::Failed | QpairState::Gone | QpairState::ShutDown => {}
             _ => return 0,
         }
         // Buffers go back only when the controller is known to be stopped.
@@ -211,7 +216,7 @@ impl<F: PciFunction, T, B: IoBuffer> Drop for IoQueuePair<F, T, B> {
                     }
                 }
             }
-            QpairState::Disabled | QpairState::Failed | QpairState::Gone => {
+            QpairState::Disabled | QpairState::Failed | QpairState::Gone | QpairState::ShutDown => {
                 ctrl.quiet.load(Ordering::Acquire)
             }
         };

@@ -8,6 +8,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum FeatureId {
+    /// Temperature Threshold ([`TemperatureThreshold`]).
+    TemperatureThreshold = 0x04,
     /// Number of Queues ([`NumberOfQueues`]).
     NumberOfQueues = 0x07,
     /// Interrupt Coalescing ([`InterruptCoalescing`]).
@@ -21,11 +23,73 @@ impl FeatureId {
     /// Invalid Field in Command).
     pub const fn from_raw(raw: u8) -> Option<Self> {
         Some(match raw {
+            0x04 => Self::TemperatureThreshold,
             0x07 => Self::NumberOfQueues,
             0x08 => Self::InterruptCoalescing,
             0x0b => Self::AsyncEventConfiguration,
             _ => return None,
         })
+    }
+}
+
+/// Which threshold of a temperature sensor (`THSEL`, CDW11 21:20).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ThresholdKind {
+    /// 00b: Over Temperature Threshold (a warning when the temperature reaches it or more).
+    Over = 0b00,
+    /// 01b: Under Temperature Threshold (a warning when the temperature falls to it or less).
+    Under = 0b01,
+}
+
+/// Temperature Threshold (FID 04h; Base 2.0 "Temperature Threshold (Feature Identifier
+/// 04h)"): `TMPTH` (15:0) in kelvins, `TMPSEL` (19:16) the sensor (0 the Composite
+/// Temperature), `THSEL` (21:20) over or under. When the temperature crosses a threshold the
+/// controller sets SMART / Health Critical Warning bit 1 and, if enabled, reports a SMART /
+/// Health asynchronous event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemperatureThreshold {
+    /// `TMPTH`: the threshold, kelvins.
+    pub kelvin: u16,
+    /// `TMPSEL`: 0 Composite Temperature, 1..=8 Temperature Sensor 1..8, 0Fh all sensors.
+    pub sensor: u8,
+    /// `THSEL`, raw (2 and 3 are reserved).
+    pub select: u8,
+}
+
+impl TemperatureThreshold {
+    /// `TMPSEL` 0h: the Composite Temperature.
+    pub const COMPOSITE: u8 = 0;
+
+    /// The `kind` threshold of the Composite Temperature at `kelvin`.
+    pub const fn composite(kind: ThresholdKind, kelvin: u16) -> Self {
+        TemperatureThreshold {
+            kelvin,
+            sensor: Self::COMPOSITE,
+            select: kind as u8,
+        }
+    }
+
+    /// Decodes CDW11 (or Get Features DW0, where only `TMPTH` is meaningful).
+    pub const fn from_dword(dword: u32) -> Self {
+        TemperatureThreshold {
+            kelvin: dword as u16,
+            sensor: ((dword >> 16) & 0xf) as u8,
+            select: ((dword >> 20) & 0x3) as u8,
+        }
+    }
+
+    /// Encodes CDW11.
+    pub const fn to_dword(self) -> u32 {
+        ((self.select as u32 & 0x3) << 20) | ((self.sensor as u32 & 0xf) << 16) | self.kelvin as u32
+    }
+
+    /// `THSEL` decoded; `None` for a reserved value.
+    pub const fn kind(self) -> Option<ThresholdKind> {
+        match self.select {
+            0b00 => Some(ThresholdKind::Over),
+            0b01 => Some(ThresholdKind::Under),
+            _ => None,
+        }
     }
 }
 
@@ -104,6 +168,7 @@ mod tests {
     #[test]
     fn feature_ids() {
         for (fid, raw) in [
+            (FeatureId::TemperatureThreshold, 0x04),
             (FeatureId::NumberOfQueues, 0x07),
             (FeatureId::InterruptCoalescing, 0x08),
             (FeatureId::AsyncEventConfiguration, 0x0b),
@@ -125,6 +190,19 @@ mod tests {
         let requested = NumberOfQueues { nsq: 7, ncq: 3 };
         assert_eq!(requested.to_dword(), 0x0003_0007);
         assert_eq!(NumberOfQueues::from_dword(requested.to_dword()), requested);
+    }
+
+    #[test]
+    fn temperature_threshold_layout() {
+        // QEMU's default over threshold, 343 K, Composite sensor.
+        let over = TemperatureThreshold::composite(ThresholdKind::Over, 0x157);
+        assert_eq!(over.to_dword(), 0x0000_0157);
+        let under = TemperatureThreshold::composite(ThresholdKind::Under, 273);
+        assert_eq!(under.to_dword(), 0x0010_0111);
+        assert_eq!(TemperatureThreshold::from_dword(under.to_dword()), under);
+        assert_eq!(under.kind(), Some(ThresholdKind::Under));
+        let odd = TemperatureThreshold::from_dword(0x0023_0001);
+        assert_eq!((odd.sensor, odd.select, odd.kind()), (3, 2, None));
     }
 
     #[test]

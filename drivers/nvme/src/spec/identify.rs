@@ -64,7 +64,14 @@ pub struct IdentifyController {
     pub cntlid: u16,
     /// `VER` (83:80): the version, encoded as the `VS` register ([`IdentifyController::version`]).
     pub ver: u32,
-    _bytes84: [u8; 172],
+    /// `RTD3R` (87:84): RTD3 Resume Latency, microseconds (0: not reported).
+    pub rtd3r: u32,
+    /// `RTD3E` (91:88): RTD3 Entry Latency, microseconds: the typical time from `CC.SHN` = 01b
+    /// to `CSTS.SHST` = 10b (0: not reported).
+    pub rtd3e: u32,
+    /// `OAES` (95:92): Optional Asynchronous Events Supported.
+    pub oaes: u32,
+    _bytes96: [u8; 160],
     /// `OACS` (257:256): Optional Admin Command Support (`OACS_*`).
     pub oacs: u16,
     /// `ACL` (258): Abort Command Limit, zero-based.
@@ -77,7 +84,12 @@ pub struct IdentifyController {
     pub lpa: u8,
     /// `ELPE` (262): Error Log Page Entries, zero-based.
     pub elpe: u8,
-    _bytes263: [u8; 249],
+    _bytes263: [u8; 3],
+    /// `WCTEMP` (267:266): Warning Composite Temperature Threshold, kelvins (0: not reported).
+    pub wctemp: u16,
+    /// `CCTEMP` (269:268): Critical Composite Temperature Threshold, kelvins (0: not reported).
+    pub cctemp: u16,
+    _bytes270: [u8; 242],
     /// `SQES` (512): Submission Queue Entry Size, required (3:0) and maximum (7:4), `2 ^ n` bytes.
     pub sqes: u8,
     /// `CQES` (513): Completion Queue Entry Size, required (3:0) and maximum (7:4).
@@ -112,11 +124,16 @@ const _: () = {
     assert!(offset_of!(IdentifyController, mdts) == 77);
     assert!(offset_of!(IdentifyController, cntlid) == 78);
     assert!(offset_of!(IdentifyController, ver) == 80);
+    assert!(offset_of!(IdentifyController, rtd3r) == 84);
+    assert!(offset_of!(IdentifyController, rtd3e) == 88);
+    assert!(offset_of!(IdentifyController, oaes) == 92);
     assert!(offset_of!(IdentifyController, oacs) == 256);
     assert!(offset_of!(IdentifyController, acl) == 258);
     assert!(offset_of!(IdentifyController, aerl) == 259);
     assert!(offset_of!(IdentifyController, lpa) == 261);
     assert!(offset_of!(IdentifyController, elpe) == 262);
+    assert!(offset_of!(IdentifyController, wctemp) == 266);
+    assert!(offset_of!(IdentifyController, cctemp) == 268);
     assert!(offset_of!(IdentifyController, sqes) == 512);
     assert!(offset_of!(IdentifyController, cqes) == 513);
     assert!(offset_of!(IdentifyController, maxcmd) == 514);

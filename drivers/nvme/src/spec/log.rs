@@ -138,6 +138,18 @@ const _: () = assert!(offset_of!(SmartHealthLog, power_on_hours) == 128);
 const _: () = assert!(offset_of!(SmartHealthLog, error_log_entries) == 176);
 
 impl SmartHealthLog {
+    /// Critical Warning bit 0: available spare below its threshold.
+    pub const WARNING_SPARE: u8 = 1 << 0;
+    /// Critical Warning bit 1: a temperature at or over an over threshold, or at or under an
+    /// under threshold.
+    pub const WARNING_TEMPERATURE: u8 = 1 << 1;
+    /// Critical Warning bit 2: NVM subsystem reliability degraded.
+    pub const WARNING_RELIABILITY: u8 = 1 << 2;
+    /// Critical Warning bit 3: media placed in read-only mode.
+    pub const WARNING_READ_ONLY: u8 = 1 << 3;
+    /// Critical Warning bit 4: volatile memory backup device failed.
+    pub const WARNING_VOLATILE_BACKUP: u8 = 1 << 4;
+
     /// Composite Temperature (bytes 2:1), in kelvins.
     pub const fn composite_temperature(&self) -> u16 {
         u16::from_le_bytes(self.composite_temperature)
@@ -178,6 +190,12 @@ impl AsyncEvent {
     pub const INFO_ERROR_INVALID_DOORBELL_VALUE: u8 = 0x01;
     /// Error information 03h: Persistent Internal Error.
     pub const INFO_ERROR_PERSISTENT_INTERNAL: u8 = 0x03;
+    /// SMART / Health information 00h: NVM subsystem reliability.
+    pub const INFO_SMART_RELIABILITY: u8 = 0x00;
+    /// SMART / Health information 01h: Temperature Threshold.
+    pub const INFO_SMART_TEMPERATURE_THRESHOLD: u8 = 0x01;
+    /// SMART / Health information 02h: Spare Below Threshold.
+    pub const INFO_SMART_SPARE_BELOW_THRESHOLD: u8 = 0x02;
     /// Notice information 00h: Namespace Attribute Changed.
     pub const INFO_NOTICE_NAMESPACE_ATTRIBUTE_CHANGED: u8 = 0x00;
 

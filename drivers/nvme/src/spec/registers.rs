@@ -218,6 +218,16 @@ impl Csts {
         Csts(0)
     }
 
+    /// What a `CSTS.SHST` value means (Base 2.0 "Offset 1Ch: CSTS - Controller Status").
+    pub const fn shst_meaning(shst: u8) -> &'static str {
+        match shst {
+            Self::SHST_NORMAL => "normal operation, no shutdown requested",
+            Self::SHST_OCCURRING => "shutdown processing occurring",
+            Self::SHST_COMPLETE => "shutdown processing complete",
+            _ => "reserved",
+        }
+    }
+
     /// True when every bit reads as one: what a read returns from a function that has been
     /// surprise-removed or does not answer (no defined `CSTS` value has all bits set).
     pub const fn is_all_ones(self) -> bool {

@@ -9,6 +9,7 @@ mod heterogeneous;
 mod igb;
 mod ledger;
 mod nvme;
+mod nvme_admin;
 mod raw;
 mod support;
 mod topology;
@@ -38,6 +39,10 @@ pub const TESTS: &[Test] = &[
     test("iommu_blocks_stray_dma",           Modes::Both, nvme::iommu_blocks_stray_dma),
     test("msix_interrupt_mode",              Modes::Both, nvme::msix_interrupt_mode),
     test("flr_then_reinit",                  Modes::Both, nvme::flr_then_reinit),
+    // Shutdown, log pages, asynchronous events on QEMU's controller (issue 12 item 3).
+    test("nvme_shutdown_completes",          Modes::Both, nvme_admin::nvme_shutdown_completes),
+    test("nvme_smart_and_error_logs",        Modes::Both, nvme_admin::nvme_smart_and_error_logs),
+    test("nvme_async_event_fires",           Modes::Both, nvme_admin::nvme_async_event_fires),
     // The igb driver on QEMU's 82576 (issue 9 item 4).
     test("igb_init_link_up",                 Modes::Both, igb::igb_init_link_up),
     test("igb_frames_both_directions",       Modes::Both, igb::igb_frames_both_directions),
