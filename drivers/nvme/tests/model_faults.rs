@@ -187,6 +187,29 @@ fn corrupt_completions() {
 }
 
 #[test]
+fn a_wrong_phase_tag_hides_the_completion_from_the_host() {
+    let mut ctrl = Ctrl::enabled("");
+    let mut pair = ctrl.create_io(1, 8);
+    ctrl.model(|m| m.corrupt_next_completion(CommandClass::Io, Corruption::WrongPhase));
+    let posted = ctrl.stats().completions;
+    let cid = pair.submit(&ctrl.regs, SubmissionEntry::flush(1));
+    assert_eq!(
+        ctrl.stats().completions,
+        posted + 1,
+        "the controller posted it"
+    );
+    let raw = pair.cq.get(usize::from(pair.cq_head));
+    assert_eq!(raw.cid(), cid);
+    assert_ne!(raw.phase(), pair.phase, "with the old phase");
+    assert!(pair.poll().is_none(), "so the host sees nothing");
+
+    // One-shot: the next completion carries the right phase, one slot further on.
+    let next = pair.submit(&ctrl.regs, SubmissionEntry::flush(1));
+    let behind = pair.cq.get(usize::from(pair.cq_head) + 1);
+    assert_eq!((behind.cid(), behind.phase()), (next, pair.phase));
+}
+
+#[test]
 fn resets_keep_the_namespace_data_and_drop_work_in_flight() {
     let mut ctrl = Ctrl::enabled("latency_ns = 10000");
     let mut pair = ctrl.create_io(1, 8);

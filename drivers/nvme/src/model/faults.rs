@@ -60,6 +60,11 @@ pub enum Corruption {
     DuplicateCid,
     /// `SQHD` equal to the submission queue's size, one past the last valid slot.
     SqHeadOutOfRange,
+    /// The entry is written with the phase tag inverted, so the host takes it for an old
+    /// entry: it is lost to the host, and the queue looks empty until the host gives up on
+    /// the command (a timeout). The queue's tail still advances, as the controller believes
+    /// it posted the entry.
+    WrongPhase,
 }
 
 /// Host actions the specification forbids or calls errors, counted since construction.

@@ -191,6 +191,7 @@ impl NvmeModel {
             let (mut sq_head, sq_size) =
                 sq.as_ref().map_or((p.sq_head, 0), |sq| (sq.head, sq.size));
             let mut cid = p.cid;
+            let mut phase = cq.phase;
             if let Some((class, corruption)) = self.faults.corrupt {
                 if class.matches(p.sqid) {
                     let applied = match corruption {
@@ -214,13 +215,17 @@ impl NvmeModel {
                                 .unwrap_or(u16::MAX);
                             true
                         }
+                        Corruption::WrongPhase => {
+                            phase = !phase;
+                            true
+                        }
                     };
                     if applied {
                         self.faults.corrupt = None;
                     }
                 }
             }
-            let entry = CompletionEntry::new(p.dw0, sq_head, p.sqid, cid, cq.phase, p.status);
+            let entry = CompletionEntry::new(p.dw0, sq_head, p.sqid, cid, phase, p.status);
             if cq.push(ctx, &entry).is_err() {
                 self.cfs = true;
                 break;
