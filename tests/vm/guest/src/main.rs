@@ -7,11 +7,13 @@
 //! userpci-vmtest <cdev|group> [name-filter ...]
 //! userpci-vmtest --list
 //! userpci-vmtest --helper <name> [args ...]      (a second process, started by a test)
+//! userpci-vmtest --bench <group|cdev> [seconds]  (userpci vs the kernel: tests/vm/bench.sh)
 //! ```
 //!
 //! Prints one line per test and a summary (format in [`harness`]); exits 0 only when every test
 //! that ran passed. Tests live in [`tests`]: one function plus one line in `tests::TESTS`.
 
+mod bench;
 mod harness;
 mod raw_vfio;
 mod tests;
@@ -24,7 +26,8 @@ use harness::{Ctx, Mode};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: userpci-vmtest <cdev|group> [name-filter ...] | --list | --helper <name> [args]"
+        "usage: userpci-vmtest <cdev|group> [name-filter ...] | --list | --helper <name> [args] \
+         | --bench <group|cdev> [seconds]"
     );
     ExitCode::from(2)
 }
@@ -43,6 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         };
         return ExitCode::from((helper.run)(&args[2..]));
+    }
+    if first == "--bench" {
+        return ExitCode::from(bench::main(&args[1..]));
     }
     if first == "--list" {
         for t in tests::TESTS {

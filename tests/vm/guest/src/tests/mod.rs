@@ -11,7 +11,7 @@ mod ledger;
 mod nvme;
 mod nvme_admin;
 mod raw;
-mod support;
+pub(crate) mod support;
 mod topology;
 
 use crate::harness::{test, Helper, Modes, Test};
