@@ -22,11 +22,11 @@
 //! [`RegisterIo`](userpci_framework::device::RegisterIo), so the doorbell write is a direct,
 //! monomorphised call), the tail and head register offsets (`RDT(n)`, `TDT(n)`, `TDH(n)`), the
 //! queue enable register and bit ([`QueueControl`]: `RXDCTL(n)` / `TXDCTL(n)`, `ENABLE`), the
-//! write-back bits that mean "MAC error" ([`RxConfig::mac_error_mask`]: the 82599's `RXE` is
-//! bit 29, Linux `IXGBE_RXDADV_ERR_RXE` = `0x20000000`; the 82576's is bit 31, Linux
-//! `E1000_RXDEXT_STATERR_RXE` = `0x80000000`, and its bit 29 is `TCPE`), the largest frame,
-//! and the "flush pending write-backs" action of [`TxRing::reclaim`] (82599:
-//! `TXDCTL.SWFLSH`) as a closure.
+//! write-back bits that mean "MAC error" ([`RxConfig::mac_error_mask`]: the 82599's is bit
+//! 29, `0x20000000`: the datasheet's `RXE`, Linux's `IXGBE_RXDADV_ERR_USE` ("Undersize
+//! Error"), DPDK's both; the 82576's is bit 31, Linux `E1000_RXDEXT_STATERR_RXE` =
+//! `0x80000000`, and its bit 29 is `TCPE`), the largest frame, and the "flush pending
+//! write-backs" action of [`TxRing::reclaim`] (82599: `TXDCTL.SWFLSH`) as a closure.
 //!
 //! The driver keeps the rest: programming the ring registers (`RDBAL`, `RDLEN`, `SRRCTL`,
 //! `RXDCTL`, `TDBAL`, `TXDCTL` thresholds...) with [`RxRing::iova`] / [`TxRing::iova`],

@@ -59,7 +59,7 @@ pub fn check_writeback(
 mod tests {
     use super::*;
 
-    /// The 82599's `RXE` (Linux `IXGBE_RXDADV_ERR_RXE`).
+    /// The 82599's `RXE` (the datasheet's name; Linux `IXGBE_RXDADV_ERR_USE`).
     const RXE_82599: u32 = 1 << 29;
     /// The 82576's `RXE` (Linux `E1000_RXDEXT_STATERR_RXE`).
     const RXE_82576: u32 = 1 << 31;
