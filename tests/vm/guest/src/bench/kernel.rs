@@ -134,8 +134,8 @@ pub fn no_kernel_nvme() -> Result<(), Failure> {
 }
 
 /// Queue facts of the block device that bear on polling (`io_poll` 1: the driver has poll
-/// queues, which `--hipri` needs).
-pub fn queue_facts(dev: &str) -> Value {
+/// queues, which `--hipri` needs), and the IOMMU domain type of the function `addr`.
+pub fn queue_facts(dev: &str, addr: PciAddress) -> Value {
     let read = |attr: &str| {
         fs::read_to_string(format!("/sys/block/{dev}/queue/{attr}"))
             .map(|s| s.trim().to_string())
@@ -143,6 +143,10 @@ pub fn queue_facts(dev: &str) -> Value {
     };
     json!({
         "io_poll": read("io_poll"),
+        // DMA-FQ: per-I/O IOMMU mappings with batched (lazy) IOTLB invalidation.
+        "iommu_domain": fs::read_to_string(sysfs_device(addr).join("iommu_group/type"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| format!("unreadable: {e}")),
         "poll_queues_param": module_param("nvme", "poll_queues"),
         // Y: nvme0n1 is the native-multipath head (bio-based) over the controller's path.
         "multipath_param": module_param("nvme_core", "multipath"),
@@ -223,10 +227,15 @@ pub fn fio_randread(dev: &str, qd: usize, seconds: f64, hipri: bool) -> Result<V
 }
 
 /// Interrupts taken so far by the queues of the controller behind `/dev/<dev>` (the lines of
-/// `/proc/interrupts` named `nvme<N>q<Q>`, every CPU's column).
+/// `/proc/interrupts` named `nvme<N>q<Q>`).
 fn interrupts_of(dev: &str) -> u64 {
     let ctrl = dev.rsplit_once('n').map_or(dev, |(ctrl, _)| ctrl);
-    let prefix = format!("{ctrl}q");
+    interrupts_named(&format!("{ctrl}q"))
+}
+
+/// Interrupts taken so far, every CPU's column, by the lines of `/proc/interrupts` whose name
+/// starts with `prefix`.
+pub fn interrupts_named(prefix: &str) -> u64 {
     let Ok(text) = fs::read_to_string("/proc/interrupts") else {
         return 0;
     };
@@ -234,7 +243,7 @@ fn interrupts_of(dev: &str) -> u64 {
         .filter(|l| {
             l.split_whitespace()
                 .last()
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| n.starts_with(prefix))
         })
         .map(|l| {
             l.split_whitespace()

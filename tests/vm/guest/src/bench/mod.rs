@@ -156,7 +156,7 @@ fn bench_nvme(ctx: &Ctx, duration: Duration) -> Result<Value, Failure> {
     kernel::no_kernel_nvme()?;
     kernel::bind_kernel_driver(NVME_DEVICE, "nvme")?;
     let dev = kernel::nvme_block_device(NVME_DEVICE)?;
-    let queue = kernel::queue_facts(&dev);
+    let queue = kernel::queue_facts(&dev, NVME_DEVICE);
     println!("bench: kernel nvme: {dev}, queue {queue}");
     let mut kernel_runs = Map::new();
     for hipri in [false, true] {
@@ -236,7 +236,7 @@ fn net_runs(
                 .unwrap_or_else(|_| Err(Failure("the sender thread panicked".into())));
             (sent, rate)
         });
-        let (sent, send_secs) = sent?;
+        let (sent, send_secs, tail_writes) = sent?;
         let received = settled_count(receiver) - rx_before;
         let after = dev.stats();
         println!("bench: userpci igb sender: {rx_pps:.0} frames/s received");
@@ -249,6 +249,7 @@ fn net_runs(
             "rx_pps": rx_pps,
             "received": received,
             "not_received": sent.saturating_sub(received),
+            "tx_tail_writes_per_frame": tail_writes as f64 / sent.max(1) as f64,
         })
     };
     // The kernel's sender: igb + pktgen, on the same function.
@@ -258,9 +259,11 @@ fn net_runs(
     for (name, burst) in [("pktgen_burst1", 1), ("pktgen_burst32", PKTGEN_BURST)] {
         let pg = kernel::Pktgen::configure(&ifname, FRAME_BYTES, rx_mac, burst, 0)?;
         let rx_before = receiver.count();
+        let irqs_before = kernel::interrupts_named(&ifname);
         let running = pg.start();
         let (window_frames, rx_pps) = net::rx_rate(receiver, NET_WARMUP, duration);
         let (sent, usec) = pg.stop(running)?;
+        let interrupts = kernel::interrupts_named(&ifname).saturating_sub(irqs_before);
         let received = settled_count(receiver) - rx_before;
         println!("bench: kernel igb {name}: {rx_pps:.0} frames/s received");
         kernel_runs.insert(
@@ -273,6 +276,7 @@ fn net_runs(
                 "rx_pps": rx_pps,
                 "received": received,
                 "not_received": sent.saturating_sub(received),
+                "interrupts_per_frame": interrupts as f64 / sent.max(1) as f64,
             }),
         );
     }

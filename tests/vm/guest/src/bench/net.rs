@@ -106,20 +106,21 @@ impl Receiver {
     }
 }
 
-/// userpci's sender: copies of `frame` in batches of [`TX_BATCH`] on queue 0 of `dev`, pinned to `core`, until `stop` is set; returns the frames the ring took and the
-/// seconds it sent for.
+/// userpci's sender: copies of `frame` in batches of [`TX_BATCH`] on queue 0 of `dev`, pinned
+/// to `core`, until `stop` is set. Returns the frames the ring took, the seconds it sent for,
+/// and the tail writes it took (`tx_batch` calls that placed frames: one `TDT` write each).
 pub fn send_until(
     dev: &IgbDevice<Function>,
     core: usize,
     frame: &[u8],
     stop: &AtomicBool,
-) -> Result<(u64, f64), Failure> {
+) -> Result<(u64, f64, u64), Failure> {
     let _ = affinity::pin_current_thread(core);
     let mut tx = dev.take_tx_queue(0)?;
     let pool = dev.pool();
     let start = Instant::now();
     let mut batch: Vec<PoolBuffer> = Vec::with_capacity(TX_BATCH);
-    let mut sent = 0u64;
+    let (mut sent, mut tail_writes) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         while batch.len() < TX_BATCH {
             let Some(mut buf) = pool.get() else {
@@ -129,12 +130,14 @@ pub fn send_until(
             buf.as_mut_slice().copy_from_slice(frame);
             batch.push(buf);
         }
-        sent += tx.tx_batch(&mut batch) as u64;
+        let placed = tx.tx_batch(&mut batch) as u64;
+        sent += placed;
+        tail_writes += u64::from(placed > 0);
     }
     let seconds = start.elapsed().as_secs_f64();
     batch.clear();
     tx.reclaim();
-    Ok((sent, seconds))
+    Ok((sent, seconds, tail_writes))
 }
 
 /// The receiving rate over a window of `window` after `warmup`, while something sends.
