@@ -1,0 +1,482 @@
+//! The soak itself: builds the reset group on the simulated bus, runs the workloads, injects
+//! the scheduled faults one episode at a time, brings lost controllers back, and at the end
+//! reads every slot back against the ledgers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use userpci_framework::backend::sim::topology::TopologyBuilder;
+use userpci_framework::backend::sim::{ModelRegistry, SimBus, SimClock, SimFunction};
+use userpci_framework::device::{ResetMethod, ResetTarget};
+use userpci_framework::pci::PciAddress;
+use userpci_framework::reset::{
+    CoordinatorConfig, ParticipantConfig, ResetCoordinator, ResetRequest,
+};
+use userpci_framework::time::Clock;
+use userpci_nvme::{Controller, ControllerOptions, ControllerState, NvmeParticipant, ResetHandler};
+
+use super::config::{timing, SoakConfig};
+use super::error::{Result, SoakError};
+use super::fault::{schedule, FaultClass, FaultEvent};
+use super::inject;
+use super::nic::{self, NicTraffic};
+use super::participant::{Arming, ArmingHandle, Misbehaviour, SoakParticipant};
+use super::report::{Failures, Recoveries, ResetTally, Resets, SoakReport, SCHEMA_VERSION};
+use super::workload::{VerifyCounts, Workload, SLOTS, WRITE_BLOCKS};
+
+/// Acknowledged writes every controller must make after the last reset before an episode
+/// counts as recovered.
+const WRITES_AFTER_RESET: u64 = 4;
+
+struct Member {
+    address: PciAddress,
+    name: String,
+    function: Arc<SimFunction>,
+    ctrl: Option<Controller<Arc<SimFunction>>>,
+    workload: Workload,
+    arming: ArmingHandle,
+    /// Acknowledged writes when the last reset finished.
+    mark: u64,
+    /// Acknowledged writes to reach before the next fault.
+    goal: u64,
+}
+
+/// A soak in progress.
+pub struct Soak {
+    config: SoakConfig,
+    bus: Arc<SimBus>,
+    clock: Arc<SimClock>,
+    coordinator: Arc<ResetCoordinator>,
+    tally: Arc<Mutex<ResetTally>>,
+    members: Vec<Member>,
+    nic: Option<NicTraffic>,
+    injected: BTreeMap<FaultClass, u64>,
+    not_triggered: BTreeMap<FaultClass, u64>,
+    reattached: u64,
+    stalls: u64,
+    resets_seen: u64,
+    wall: Instant,
+}
+
+fn lock(tally: &Mutex<ResetTally>) -> MutexGuard<'_, ResetTally> {
+    tally.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bus(config: &SoakConfig) -> Result<Arc<SimBus>> {
+    let params: toml::Table = format!(
+        "latency_ns = {}\nblocks = {}\ntimeout_500ms = 1",
+        timing::IO_LATENCY.as_nanos(),
+        SLOTS * WRITE_BLOCKS
+    )
+    .parse()
+    .expect("static parameters parse");
+    let mut builder = TopologyBuilder::new().root_port("00:02.0", 1);
+    let functions = config.controllers + u8::from(config.nic);
+    for i in 0..functions {
+        // As the kernel shows a multifunction slot: `bus` only on the function probed first.
+        let methods: &[ResetMethod] = if i == 0 {
+            &[ResetMethod::Flr, ResetMethod::Bus]
+        } else {
+            &[ResetMethod::Flr]
+        };
+        let at = format!("01:00.{i}");
+        builder = if i == config.controllers {
+            builder.function(&at, "ixgbe").params(nic::params())
+        } else {
+            let mut p = params.clone();
+            p.insert("serial".into(), format!("SOAK{i}").into());
+            builder.function(&at, "nvme").params(p)
+        }
+        .reset_methods(methods);
+    }
+    let mut registry = ModelRegistry::new();
+    userpci_nvme::model::register(&mut registry);
+    userpci_ixgbe::model::register(&mut registry);
+    Ok(SimBus::new(builder.build()?, &registry)?)
+}
+
+/// Lets virtual time pass, with the NIC's traffic pumped first.
+fn idle(nic: &mut Option<NicTraffic>, clock: &SimClock) {
+    if let Some(nic) = nic.as_mut() {
+        nic.pump();
+    }
+    clock.advance(timing::IDLE_STEP);
+}
+
+impl Soak {
+    /// Builds the topology, brings every controller (and the NIC) up.
+    pub fn new(config: SoakConfig) -> Result<Self> {
+        config.validate().map_err(SoakError::InvalidConfig)?;
+        let wall = Instant::now();
+        let bus = bus(&config)?;
+        let clock = Arc::clone(bus.clock());
+        let coordinator = Arc::new(ResetCoordinator::new(
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            CoordinatorConfig::default(),
+        ));
+        let mut soak = Soak {
+            bus,
+            clock,
+            coordinator,
+            tally: Arc::default(),
+            members: Vec::new(),
+            nic: None,
+            injected: BTreeMap::new(),
+            not_triggered: BTreeMap::new(),
+            reattached: 0,
+            stalls: 0,
+            resets_seen: 0,
+            wall,
+            config,
+        };
+        for i in 0..soak.config.controllers {
+            let address: PciAddress = format!("01:00.{i}").parse()?;
+            let name = format!("nvme{i} {}", &address.to_string()[5..]);
+            let mut member = Member {
+                address,
+                function: Arc::new(soak.bus.open(address)?),
+                ctrl: None,
+                workload: Workload::new(
+                    name.clone(),
+                    soak.config.depth,
+                    soak.config.seed ^ u64::from(i) << 56,
+                ),
+                name,
+                arming: Arc::new(Mutex::new(Arming::default())),
+                mark: 0,
+                goal: 0,
+            };
+            soak.bring_up(&mut member, i as u32)?;
+            soak.members.push(member);
+        }
+        if soak.config.nic {
+            let address: PciAddress = format!("01:00.{}", soak.config.controllers).parse()?;
+            let function = Arc::new(soak.bus.open(address)?);
+            soak.nic = Some(NicTraffic::new(function, &soak.coordinator)?);
+        }
+        Ok(soak)
+    }
+
+    fn handler(&self) -> ResetHandler {
+        let coordinator = Arc::clone(&self.coordinator);
+        let tally = Arc::clone(&self.tally);
+        ResetHandler::new(move |device, cause| {
+            match coordinator.request(ResetRequest::new(device, cause)) {
+                Ok(outcome) => {
+                    if !outcome.coalesced {
+                        lock(&tally).record(&outcome.report);
+                    }
+                    true
+                }
+                Err(err) => {
+                    tracing::warn!(%device, %err, "soak: reset refused");
+                    lock(&tally).refused += 1;
+                    false
+                }
+            }
+        })
+    }
+
+    /// A controller on the member's function, its participant registered, its workload
+    /// attached.
+    fn bring_up(&self, member: &mut Member, priority: u32) -> Result<()> {
+        let ctrl = Controller::new(
+            Arc::clone(&member.function),
+            ControllerOptions {
+                admin_timeout: timing::ADMIN_TIMEOUT,
+                reset_handler: Some(self.handler()),
+                ..ControllerOptions::default()
+            },
+        )?;
+        let participant = SoakParticipant::new(
+            Box::new(NvmeParticipant::new(ctrl.clone(), member.name.clone())),
+            Arc::clone(&member.arming),
+            Arc::clone(&self.bus),
+        );
+        self.coordinator.register(
+            Arc::clone(&member.function) as Arc<dyn ResetTarget>,
+            Box::new(participant),
+            ParticipantConfig {
+                priority,
+                quiesce_budget: timing::QUIESCE_BUDGET,
+                recover_budget: timing::RECOVER_BUDGET,
+            },
+        );
+        member.workload.attach(&ctrl)?;
+        member.ctrl = Some(ctrl);
+        Ok(())
+    }
+
+    /// Brings a failed or lost controller back as an application would: its callers have
+    /// had their errors; unregister it, clear the device's faults (the device is replaced or
+    /// its link retrained), FLR, and a new controller with the same ledger.
+    fn reattach(&mut self, index: usize, episode: Option<&FaultEvent>) -> Result<()> {
+        let mut member = self.members.remove(index);
+        let result = self.reattach_member(&mut member, index as u32);
+        self.members.insert(index, member);
+        self.reattached += 1;
+        result.map_err(|err| SoakError::Reattach {
+            device: self.members[index].address,
+            fault: episode.map_or(u32::MAX, |e| e.index),
+            class: episode.map_or("-", |e| e.class.as_str()),
+            reason: err.to_string(),
+        })
+    }
+
+    fn reattach_member(&mut self, member: &mut Member, priority: u32) -> Result<()> {
+        member.workload.detach();
+        drop(self.coordinator.unregister(member.address));
+        member.ctrl = None;
+        inject::clear(&self.bus, member.address)?;
+        member.function.target_reset_function()?;
+        self.bring_up(member, priority)
+    }
+
+    /// One round over every controller: re-attach the lost ones, top up, poll; virtual time
+    /// passes when nothing moved.
+    fn round(&mut self, episode: Option<&FaultEvent>) -> Result<()> {
+        let mut progress = 0;
+        for i in 0..self.members.len() {
+            let state = self.members[i].ctrl.as_ref().map(|c| c.state());
+            if matches!(
+                state,
+                None | Some(ControllerState::Failed | ControllerState::Gone)
+            ) {
+                self.reattach(i, episode)?;
+            }
+            let w = &mut self.members[i].workload;
+            progress += w.top_up();
+            progress += w.poll();
+        }
+        let count = lock(&self.tally).count;
+        if count != self.resets_seen {
+            self.resets_seen = count;
+            for m in &mut self.members {
+                m.mark = m.workload.acknowledged();
+            }
+        }
+        if progress == 0 {
+            idle(&mut self.nic, &self.clock);
+        }
+        Ok(())
+    }
+
+    /// Runs rounds until every controller reached its goal (`after_reset`: a few writes
+    /// since the last reset; else its `goal`), or for at most the episode limit of virtual
+    /// time. Returns whether they got there.
+    fn drive(&mut self, episode: Option<&FaultEvent>, after_reset: bool) -> Result<bool> {
+        let limit = self.clock.now() + timing::EPISODE_LIMIT;
+        while self.clock.now() < limit {
+            let done = self.members.iter().all(|m| {
+                let healthy = m
+                    .ctrl
+                    .as_ref()
+                    .is_some_and(|c| c.state() == ControllerState::Enabled);
+                let goal = if after_reset {
+                    m.mark + WRITES_AFTER_RESET
+                } else {
+                    m.goal
+                };
+                healthy && m.workload.acknowledged() >= goal
+            });
+            if done {
+                return Ok(true);
+            }
+            self.round(episode)?;
+        }
+        Ok(false)
+    }
+
+    fn arm(&self, event: &FaultEvent) {
+        let misbehaviour = match event.class {
+            FaultClass::MissedQuiesceDeadline => Misbehaviour::MissQuiesce,
+            FaultClass::MissedRecoverDeadline => Misbehaviour::MissRecover,
+            FaultClass::FaultDuringRecovery => {
+                Misbehaviour::FaultDuringRecovery(event.device_fault)
+            }
+            FaultClass::SecondFaultDuringReset => Misbehaviour::SecondFault {
+                at: self.members[event.second_target].address,
+                fault: event.device_fault,
+            },
+            _ => return,
+        };
+        let mut arming = lock_arming(&self.members[event.target].arming);
+        arming.armed = Some(misbehaviour);
+        arming.fired.clear();
+    }
+
+    /// One fault: writes before it, the injection, and running until every controller
+    /// serves writes again after the last reset; then what is left of it is cleared.
+    fn episode(&mut self, event: &FaultEvent) -> Result<()> {
+        lock(&self.tally).episode = Some((event.index, event.class));
+        for m in &mut self.members {
+            m.goal = m.workload.acknowledged() + u64::from(event.writes_before);
+        }
+        if !self.drive(Some(event), false)? {
+            self.stalls += 1;
+        }
+        for m in &mut self.members {
+            m.mark = m.workload.acknowledged();
+        }
+        self.arm(event);
+        let target = self.members[event.target].address;
+        inject::inject(&self.bus, target, event)?;
+        *self.injected.entry(event.class).or_default() += 1;
+        if !self.drive(Some(event), true)? {
+            tracing::error!(
+                fault = event.index,
+                class = event.class.as_str(),
+                "soak: stall"
+            );
+            self.stalls += 1;
+        }
+        let mut arming = lock_arming(&self.members[event.target].arming);
+        if arming.armed.take().is_some() {
+            *self.not_triggered.entry(event.class).or_default() += 1;
+        }
+        arming.fired.clear();
+        drop(arming);
+        for m in &self.members {
+            inject::clear(&self.bus, m.address)?;
+        }
+        Ok(())
+    }
+
+    /// Injects every scheduled fault, one episode each.
+    pub fn run_faults(&mut self) -> Result<()> {
+        for event in schedule(&self.config) {
+            self.episode(&event)?;
+        }
+        lock(&self.tally).episode = None;
+        Ok(())
+    }
+
+    /// Stops submitting, lets every write get its answer, reads every slot back and
+    /// reports.
+    pub fn finish(mut self) -> Result<SoakReport> {
+        for m in &self.members {
+            inject::clear(&self.bus, m.address)?;
+        }
+        let limit = self.clock.now() + timing::EPISODE_LIMIT;
+        while self.clock.now() < limit {
+            for i in 0..self.members.len() {
+                let state = self.members[i].ctrl.as_ref().map(|c| c.state());
+                if state != Some(ControllerState::Enabled) {
+                    self.reattach(i, None)?;
+                }
+                self.members[i].workload.poll();
+            }
+            if self
+                .members
+                .iter()
+                .all(|m| m.workload.ledger.unanswered() == 0)
+            {
+                break;
+            }
+            idle(&mut self.nic, &self.clock);
+        }
+        let mut verified = VerifyCounts::default();
+        for m in &mut self.members {
+            let (nic, clock) = (&mut self.nic, &self.clock);
+            let counts = m.workload.verify(m.address, || idle(nic, clock))?;
+            verified.slots_verified += counts.slots_verified;
+            verified.in_doubt_landed += counts.in_doubt_landed;
+            verified.lost += counts.lost;
+        }
+        Ok(self.report(verified))
+    }
+
+    fn report(&self, verified: VerifyCounts) -> SoakReport {
+        let tally = lock(&self.tally);
+        let mut failures = Failures::default();
+        let mut report = SoakReport {
+            schema_version: SCHEMA_VERSION,
+            seed: self.config.seed,
+            controllers: self.config.controllers,
+            nic: self.config.nic,
+            faults_requested: self.config.faults,
+            faults_injected_total: self.injected.values().sum(),
+            faults_injected: FaultClass::ALL
+                .iter()
+                .map(|c| (c.as_str(), self.injected.get(c).copied().unwrap_or(0)))
+                .collect(),
+            faults_not_triggered: self
+                .not_triggered
+                .iter()
+                .map(|(c, &n)| (c.as_str(), n))
+                .collect(),
+            resets: Resets {
+                flr: tally.flr,
+                bus: tally.bus,
+                total: tally.flr + tally.bus,
+                refused: tally.refused,
+            },
+            recoveries: Recoveries {
+                recovered: tally.members_recovered,
+                failed: tally.members_failed,
+                failed_by_reason: tally.failure_reasons.clone(),
+                reattached: self.reattached,
+            },
+            writes_lost: verified.lost,
+            writes_failed_but_landed: verified.in_doubt_landed,
+            slots_verified: verified.slots_verified,
+            blocks_verified: verified.slots_verified * WRITE_BLOCKS,
+            stalls: self.stalls,
+            nic_port: self.nic.as_ref().map(|n| n.figures(&self.bus)),
+            virtual_time_ns: self.clock.now().as_nanos() as u64,
+            wall_time_ns: self.wall.elapsed().as_nanos() as u64,
+            worst_recovery: tally.worst(),
+            ..SoakReport::default()
+        };
+        for m in &self.members {
+            let counts = m.workload.ledger.counts();
+            report.writes_submitted += counts.submitted;
+            report.writes_acknowledged += counts.acknowledged;
+            report.writes_duplicated += counts.duplicated;
+            report.submissions_refused += m.workload.refused;
+            failures.unanswered += m.workload.ledger.unanswered();
+            let f = &m.workload.failures;
+            let by = &mut failures.by_kind;
+            by.retriable += f.retriable;
+            by.device_gone += f.device_gone;
+            by.controller_failed += f.controller_failed;
+            by.timeout += f.timeout;
+            by.command_status += f.command_status;
+            by.other += f.other;
+            let d = m.workload.driver_counts();
+            let r = &mut report.driver;
+            r.bogus_cid_out_of_range += d.bogus_cid_out_of_range;
+            r.bogus_cid_not_in_flight += d.bogus_cid_not_in_flight;
+            r.bogus_sq_head_invalid += d.bogus_sq_head_invalid;
+            r.timeouts += d.timeouts;
+            r.aborts += d.aborts;
+            r.reissued += d.reissued;
+            r.reconnects += d.reconnects;
+            // Every failure the workload saw was one of its writes' answers.
+            debug_assert_eq!(f.total(), counts.failed);
+        }
+        failures.total = failures.by_kind.total();
+        report.failures_reported = failures;
+        report.judge();
+        report
+    }
+
+    /// Test support: the workload of controller `index`.
+    #[cfg(test)]
+    pub(super) fn workload_mut(&mut self, index: usize) -> (&mut Workload, impl FnMut() + '_) {
+        let (nic, clock) = (&mut self.nic, &self.clock);
+        (&mut self.members[index].workload, move || idle(nic, clock))
+    }
+}
+
+fn lock_arming(arming: &Mutex<Arming>) -> MutexGuard<'_, Arming> {
+    arming.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs a whole soak.
+pub fn run(config: SoakConfig) -> Result<SoakReport> {
+    let mut soak = Soak::new(config)?;
+    soak.run_faults()?;
+    soak.finish()
+}
