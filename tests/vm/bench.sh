@@ -17,6 +17,8 @@
 #   USERPCI_BENCH_TIMEOUT=300    seconds per boot before the guest is killed
 #   USERPCI_VM_ACCEL=tcg         as run.sh (default here: tcg, what the figures are for)
 #   USERPCI_VM_CACHE             as run.sh
+#   USERPCI_BENCH_APPEND=""      more guest kernel parameters, for experiments (for example
+#                                iommu.passthrough=1: the kernel's drivers without IOMMU mappings)
 #
 # Output: the JSON object on stdout (last line) and in target/vm/bench/bench.json; each boot's
 # console in target/vm/bench/console-<n>.log. Exit 0 only if every boot gave every figure.
@@ -31,6 +33,7 @@ BENCH_OUT="$OUT/bench"
 BOOTS="${USERPCI_BENCH_BOOTS:-3}"
 BENCH_SECONDS="${USERPCI_BENCH_SECONDS:-4}"
 BOOT_TIMEOUT="${USERPCI_BENCH_TIMEOUT:-300}"
+BENCH_APPEND="${USERPCI_BENCH_APPEND:-}"
 ACCEL="${USERPCI_VM_ACCEL:-tcg}"
 PACKAGES+=(fio)
 # The stock kernel's modules for the bench: the kernel's own nvme and igb drivers, pktgen.
@@ -72,17 +75,40 @@ make_bench_initramfs() {
 modules $(tr '\n' ' ' <"$root/lib/modules/load-order")"
 }
 
+# Host CPU seconds busy so far, all CPUs (user nice system irq softirq steal of /proc/stat).
+host_busy_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+
+# CPU seconds of this shell's waited-for children so far (user + system, `times`' second line;
+# `times` runs in this shell, through a file: in a pipe it would be a fresh subshell's).
+children_cpu_seconds() {
+    times >"$BENCH_OUT/.times"
+    awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }' "$BENCH_OUT/.times"
+}
+
 # boot_once N: one guest; its result line's JSON into $BENCH_OUT/boot-N.json.
 boot_once() {
     local n="$1" log="$BENCH_OUT/console-$1.log" rc=0 t0=$SECONDS line load
+    local busy0 busy1 own0 own1 other
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
+    busy0="$(host_busy_seconds)"
+    children_cpu_seconds >"$BENCH_OUT/.own0"
     OUT="$BENCH_OUT" fresh_disks
     OUT="$BENCH_OUT" qemu_args "$ACCEL" "$STOCK_ROOT/boot/vmlinuz-$STOCK_KVER" \
         "$BENCH_OUT/initramfs-bench.cpio" \
-        "console=ttyS0 intel_iommu=on panic=-1 userpci.mode=bench userpci.seconds=$BENCH_SECONDS"
+        "console=ttyS0 intel_iommu=on panic=-1 userpci.mode=bench userpci.seconds=$BENCH_SECONDS${BENCH_APPEND:+ $BENCH_APPEND}"
     log "boot $n of $BOOTS (load average $load; console: ${log#"$REPO"/})"
     timeout --kill-after=10 "$BOOT_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" </dev/null \
         >"$log" 2>&1 || rc=$?
+    busy1="$(host_busy_seconds)"
+    children_cpu_seconds >"$BENCH_OUT/.own1"
+    own0="$(cat "$BENCH_OUT/.own0")"
+    own1="$(cat "$BENCH_OUT/.own1")"
+    # CPUs kept busy by everything but this guest, on average over the boot (0 to nproc).
+    other="$(awk -v b0="$busy0" -v b1="$busy1" -v o0="$own0" -v o1="$own1" -v w="$((SECONDS - t0))" \
+        'BEGIN { v = (b1 - b0 - (o1 - o0)) / (w > 0 ? w : 1); printf "%.2f", v < 0 ? 0 : v }')"
+    log "boot $n: other host work kept $other CPUs busy on average"
     tr -d '\r' <"$log" | grep -E '^bench: ' | sed "s/^/  [boot $n] /" || true
     line="$(tr -d '\r' <"$log" | grep -oE 'USERPCI-BENCH-RESULT \{.*\}$' | tail -1 || true)"
     if [[ -z $line ]]; then
@@ -90,14 +116,15 @@ boot_once() {
         tr -d '\r' <"$log" | tail -n 25 | sed 's/^/    | /'
         return 1
     fi
-    python3 - "$n" "$((SECONDS - t0))" "$load" "${line#USERPCI-BENCH-RESULT }" \
+    python3 - "$n" "$((SECONDS - t0))" "$load" "$other" "${line#USERPCI-BENCH-RESULT }" \
         >"$BENCH_OUT/boot-$n.json" <<'PY'
 import json, sys
-n, wall, load, text = sys.argv[1:]
+n, wall, load, other, text = sys.argv[1:]
 result = json.loads(text)
 result["boot"] = int(n)
 result["wall_seconds"] = int(wall)
-result["host_load_average"] = load
+result["host_load_average_at_start"] = load
+result["host_other_busy_cpus"] = float(other)
 print(json.dumps(result))
 PY
     log "boot $n: done in $((SECONDS - t0)) s"
@@ -109,10 +136,10 @@ summarise() {
     python3 - "$BENCH_OUT" "$BOOTS" "$(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }')" \
         "$(nproc)" "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
         "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
-        "$BENCH_SECONDS" <<'PY'
+        "$BENCH_SECONDS" "$BENCH_APPEND" <<'PY'
 import datetime, json, os, statistics, sys
 
-out, boots, qemu, cpus, mem, cpu_model, seconds = sys.argv[1:]
+out, boots, qemu, cpus, mem, cpu_model, seconds, append = sys.argv[1:]
 runs = []
 for n in range(1, int(boots) + 1):
     path = os.path.join(out, f"boot-{n}.json")
@@ -187,6 +214,7 @@ summary = {
     "machine": {"host_cpus": int(cpus), "host_memory": mem, "host_cpu": cpu_model,
                 "qemu": qemu, "accel": "tcg (one thread)", "guest": "2 vCPUs, 1 GiB"},
     "seconds_per_measurement": float(seconds),
+    "extra_kernel_parameters": append,
     "boots_requested": int(boots),
     "boots_complete": len(runs),
     "medians": medians,
@@ -228,4 +256,6 @@ bench_main() {
     ((complete == BOOTS))
 }
 
-bench_main "$@"
+# On one line, so bash has read it before bench_main runs (editing this file during a run
+# cannot make bash execute whatever then lies past the old end).
+bench_main "$@"; exit
