@@ -8,9 +8,10 @@
 //!   refills from a stash filled by one batched pool get per [`RX_REFILL_BATCH`] packets;
 //! - [`TxRing`]: batch send with one tail write ([`TxRing::send`]), `DD`-based cleaning of
 //!   whole batches ([`TxRing::clean_batches`]) and descriptor by descriptor
-//!   ([`TxRing::clean_done`], [`TxRing::reclaim`]), cleaned buffers returned with one batched
-//!   pool put ([`userpci_framework::dma::BufferPool::put_batch`]), emptying after a reset
-//!   ([`TxRing::reset`]);
+//!   ([`TxRing::clean_done`], [`TxRing::reclaim`], the idle poll [`TxRing::clean_idle`] that
+//!   drains the ring when traffic stops), cleaned buffers returned with one batched pool put
+//!   ([`userpci_framework::dma::BufferPool::put_batch`]), emptying after a reset
+//!   ([`TxRing::reset`]), hang detection ([`TxRing::check_stall`], the rule in [`tx_stall`]);
 //! - per-ring software counters ([`RxRingStats`], [`TxRingStats`]);
 //! - stopping the queue when a ring is dropped (clear the enable bit, wait for it to read 0;
 //!   TX drains first), so no buffer goes back to the pool while the device may use it; if
@@ -47,14 +48,15 @@
 //! [`check_writeback`] is total over any 16 bytes.
 //!
 //! # The data path
-//! `receive`, `send`, the cleaning and `reclaim` allocate nothing and take no lock
+//! `receive`, `send`, the cleaning, `reclaim`, `clean_idle` and `check_stall` allocate nothing
+//! and take no lock
 //! (`tests/no_alloc.rs` counts allocator calls), never panic on device-written data, and
 //! write the doorbell once per batch.
 //!
 //! # Modules, in dependency order
 //! [`desc`] (leaf) → [`stats`], `error`, `control` (queue stop) → `rx_check` (the write-back
-//! rules), `tx_clean` (the cleaning index arithmetic) → [`rx`], [`tx`]. No file imports one
-//! above it.
+//! rules), `tx_clean` (the cleaning index arithmetic), [`tx_stall`] (the hang rule) → [`rx`],
+//! [`tx`]. No file imports one above it.
 
 #![forbid(unsafe_code)]
 
@@ -66,6 +68,7 @@ mod rx_check;
 pub mod stats;
 pub mod tx;
 mod tx_clean;
+pub mod tx_stall;
 
 pub use control::QueueControl;
 pub use error::{Error, Result, MIN_RING_SIZE};
@@ -74,6 +77,7 @@ pub use rx_check::{check_writeback, DropReason, Verdict};
 pub use stats::{RxRingStats, TxRingStats};
 pub use tx::{TxConfig, TxRing};
 pub use tx_clean::{clean_batches, in_flight, slot_ranges};
+pub use tx_stall::{HeadReading, StallCheck, StallWatch};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the descriptor types store fields in host order, which must be little-endian");

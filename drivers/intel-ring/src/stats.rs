@@ -37,4 +37,8 @@ pub struct TxRingStats {
     pub invalid_length: u64,
     /// Descriptors whose buffers were freed after the device reported them done.
     pub cleaned: u64,
+    /// Held-back write-backs asked for by the idle poll ([`crate::TxRing::clean_idle`]).
+    pub idle_flushes: u64,
+    /// Hangs found by [`crate::TxRing::check_stall`].
+    pub hangs: u64,
 }

@@ -15,10 +15,24 @@
 //! sent from another goes back safely; ixy issue #30 came from a per-queue free list shared
 //! without synchronisation). [`TxRing::clean_done`] and [`TxRing::reclaim`] clean descriptor
 //! by descriptor, for idle times.
+//!
+//! # When traffic stops
+//! Batch cleaning leaves up to a batch in flight, and a device with a write-back threshold
+//! (82599 `TXDCTL.WTHRESH`) holds back the `DD` of fewer descriptors than the threshold (it
+//! writes them back when the threshold is reached, on its interrupt throttle timer, or when
+//! asked, datasheet 7.2.3.5.1). [`TxRing::clean_idle`], the idle poll, cleans descriptor by
+//! descriptor and asks for the held-back write-backs when fewer than the threshold remain,
+//! so [`TxRing::in_flight`] drains to 0 once the device has sent everything.
+//!
+//! # Hangs
+//! [`TxRing::check_stall`] applies the rule of [`crate::tx_stall`] (head not moving over a
+//! timeout with descriptors pending); the driver calls it where a hang would show (a full
+//! ring, an idle ring still holding descriptors) and decides what to do about it.
 
 use std::mem;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use userpci_framework::device::RegisterIo;
 use userpci_framework::dma::{BufferPool, DmaArray, DmaDirection, DmaSpace, PoolBuffer};
@@ -30,6 +44,7 @@ use crate::desc::{AdvTxDesc, AdvTxRead, TXD_STAT_DD, TX_WB_STATUS_OFFSET};
 use crate::error::{check_ring_size, Error, Result};
 use crate::stats::TxRingStats;
 use crate::tx_clean::{clean_batches, in_flight, slot_ranges};
+use crate::tx_stall::{HeadReading, StallCheck, StallWatch};
 
 /// What a driver tells a TX ring about its device and queue.
 #[derive(Clone, Debug)]
@@ -79,6 +94,7 @@ pub struct TxRing<R: RegisterIo> {
     queue: u16,
     control: QueueControl,
     clock: Arc<dyn Clock>,
+    stall: StallWatch,
 }
 
 impl<R: RegisterIo> TxRing<R> {
@@ -122,6 +138,7 @@ impl<R: RegisterIo> TxRing<R> {
             queue: config.queue,
             control: config.control,
             clock: config.clock,
+            stall: StallWatch::new(None),
         })
     }
 
@@ -229,6 +246,57 @@ impl<R: RegisterIo> TxRing<R> {
         cleaned
     }
 
+    /// The idle poll, when the application has nothing to send: cleans the run of done
+    /// descriptors ([`TxRing::clean_done`]); when fewer than `write_back_threshold` remain in
+    /// flight, the device may be holding their write-backs back (82599: fewer than
+    /// `TXDCTL.WTHRESH` accumulated), so `flush` asks for them (`TXDCTL.SWFLSH`) and the
+    /// ring looks once more. With more in flight the device has not processed them all yet
+    /// and writes them back on its own: no flush. Nothing in flight: memory only, no
+    /// register access. Returns the descriptors cleaned.
+    pub fn clean_idle(&mut self, write_back_threshold: usize, flush: impl FnOnce(&R)) -> usize {
+        if self.in_flight() == 0 {
+            return 0;
+        }
+        let mut cleaned = self.clean_done();
+        let left = self.in_flight();
+        if left > 0 && left < write_back_threshold {
+            flush(&self.regs);
+            self.stats.idle_flushes += 1;
+            cleaned += self.clean_done();
+        }
+        cleaned
+    }
+
+    /// Reports hangs with [`TxRing::check_stall`] once the head has not moved for `timeout`
+    /// (`None`, the default: never).
+    pub fn set_stall_timeout(&mut self, timeout: Option<Duration>) {
+        self.stall = StallWatch::new(timeout);
+    }
+
+    /// One look for a hang at time `now` (the rule of [`crate::tx_stall`]): memory only,
+    /// except when a window of no progress ends; then the head register is read once and
+    /// `may_send` is asked whether the device may transmit now (82599: link up). A head
+    /// reading all ones or past the ring, or equal to the tail (everything processed), is
+    /// excused. A hang is counted in [`TxRingStats::hangs`].
+    pub fn check_stall(&mut self, now: Duration, may_send: impl FnOnce(&R) -> bool) -> StallCheck {
+        let (regs, head_reg, tail, size) = (&self.regs, self.head_reg, self.tail, self.descs.len());
+        let check = self
+            .stall
+            .observe(now, self.stats.cleaned, self.in_flight(), || {
+                let head = regs.read32(head_reg);
+                let index = head as usize;
+                if head == u32::MAX || index >= size || index == tail || !may_send(regs) {
+                    HeadReading::Excused
+                } else {
+                    HeadReading::Pending(head)
+                }
+            });
+        if let StallCheck::Hung { .. } = check {
+            self.stats.hangs += 1;
+        }
+        check
+    }
+
     /// After a device reset (the device's ring is empty again, head = tail = 0): frees every
     /// buffer the ring held and starts over at slot 0. Returns the packets dropped that way
     /// (handed to the device, not known to be sent).
@@ -236,6 +304,7 @@ impl<R: RegisterIo> TxRing<R> {
         let dropped = BufferPool::put_batch(&mut self.bufs);
         self.tail = 0;
         self.clean = 0;
+        self.stall.restart();
         dropped
     }
 
