@@ -38,10 +38,10 @@ pub const DMA_INIT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// `TXDCTL` thresholds (7.2.3.4.1, 7.2.3.5): DPDK's defaults, which ixy uses too: prefetch
-/// when 36 descriptors are free and at least 8 are valid, write back every 4.
+/// when 36 descriptors are free and at least 8 are valid, write back every 4
+/// ([`tx::TX_WTHRESH`], which the idle poll needs to know).
 const TX_PTHRESH: u32 = 36;
 const TX_HTHRESH: u32 = 8;
-const TX_WTHRESH: u32 = 4;
 
 /// The RSS hash key: the one of Microsoft's RSS verification suite, so hashes can be checked
 /// against its published examples.
@@ -101,6 +101,7 @@ pub(crate) fn bring_up<F: PciFunction>(
         } else {
             0
         }),
+        reset_handler: options.reset_handler.clone(),
     });
     let hw = Hw { s: &shared };
     let name = crate::spec::ids::device_name(device_id).unwrap_or("82599");
@@ -421,11 +422,12 @@ impl<F: PciFunction> Hw<'_, F> {
         self.tx_common();
         let mut rings = Vec::with_capacity(usize::from(o.tx_queues));
         for q in 0..o.tx_queues {
-            let ring = TxRing::new(
+            let mut ring = TxRing::new(
                 self.s.function.dma_space(),
                 self.s.regs.clone(),
                 tx::ring_config(self.s, q, o.tx_ring_size),
             )?;
+            ring.set_stall_timeout(o.tx_hang_timeout);
             self.program_tx_ring(usize::from(q), ring.iova(), o.tx_ring_size);
             rings.push(TxParts {
                 shared: Arc::clone(self.s),
@@ -465,7 +467,7 @@ impl<F: PciFunction> Hw<'_, F> {
                     | qreg::TXDCTL_WTHRESH_MASK);
             s.write(
                 qreg::TXDCTL(i),
-                txdctl | txdctl_thresholds(TX_PTHRESH, TX_HTHRESH, TX_WTHRESH),
+                txdctl | txdctl_thresholds(TX_PTHRESH, TX_HTHRESH, tx::TX_WTHRESH),
             );
         }
     }

@@ -53,7 +53,8 @@ pub use error::{Error, Result};
 pub use gate::{ResetInfo, ResetState};
 pub use link::{LinkStatus, MacDisplay};
 pub use options::{
-    InterruptOptions, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS, MAX_QUEUES,
+    InterruptOptions, IxgbeOptions, ResetHandler, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS,
+    MAX_QUEUES,
 };
 pub use participant::{IxgbeParticipant, IxgbeResetOptions};
 pub use rx::{RxPoll, RxQueue};

@@ -1,10 +1,13 @@
 //! What the driver accepts: the 82599's PCI ids, the queue limits and the bring-up options.
 //! A leaf apart from [`crate::spec`] (the ID table).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use userpci_framework::dma::BufferPool;
+use userpci_framework::pci::PciAddress;
+use userpci_framework::reset::{ResetCause, ResetCoordinator, ResetRequest};
 
 /// Intel's PCI vendor ID.
 pub const INTEL_VENDOR_ID: u16 = 0x8086;
@@ -62,8 +65,60 @@ pub struct IxgbeOptions {
     /// Fail with [`Error::LinkDown`](crate::Error::LinkDown) when the link is not up by then (otherwise warn and go
     /// on: the link may come up later).
     pub require_link: bool,
-    /// MSI-X interrupts for the RX queues; `None`: polling only.
+    /// MSI-X interrupts for the RX queues and link changes; `None`: polling only.
     pub interrupts: Option<InterruptOptions>,
+    /// A TX queue whose head (`TDH`) does not move for this long while it holds descriptors
+    /// (and the link is up) is hung ([`crate::TxQueue::tx_batch`] watches it); `None`: no
+    /// watch. Linux's watchdog needs two checks about 2 s apart; the default is 1 s.
+    pub tx_hang_timeout: Option<Duration>,
+    /// Who performs the reset a hung TX queue needs: normally the reset coordinator
+    /// ([`ResetHandler::coordinator`]) with an [`crate::IxgbeParticipant`] registered for the
+    /// device. `None`: the hang is counted and logged, nothing else.
+    pub reset_handler: Option<ResetHandler>,
+}
+
+/// Where the driver sends the resets it finds it needs (a hung TX queue); see
+/// [`IxgbeOptions::reset_handler`].
+#[derive(Clone)]
+pub struct ResetHandler(Arc<dyn Fn(PciAddress, ResetCause) -> bool + Send + Sync>);
+
+impl ResetHandler {
+    /// A handler from a function that returns whether it took care of the reset.
+    pub fn new(handler: impl Fn(PciAddress, ResetCause) -> bool + Send + Sync + 'static) -> Self {
+        ResetHandler(Arc::new(handler))
+    }
+
+    /// Sends every reset to `coordinator`, the scope left to its plan (FLR when the function
+    /// has one: a TX hang is the function's own fault). The handler holds the coordinator
+    /// weakly: the coordinator holds the participant, which holds the device, which holds
+    /// this handler, and a strong reference would keep all of them alive for good. Once the
+    /// coordinator is dropped the handler refuses.
+    pub fn coordinator(coordinator: &Arc<ResetCoordinator>) -> Self {
+        let coordinator = Arc::downgrade(coordinator);
+        ResetHandler::new(move |device, cause| {
+            let Some(coordinator) = coordinator.upgrade() else {
+                tracing::error!(%device, ?cause, "reset coordinator gone: no reset");
+                return false;
+            };
+            match coordinator.request(ResetRequest::new(device, cause)) {
+                Ok(outcome) => outcome.report.all_recovered(),
+                Err(err) => {
+                    tracing::error!(%device, ?cause, %err, "reset coordinator refused the reset");
+                    false
+                }
+            }
+        })
+    }
+
+    pub(crate) fn call(&self, device: PciAddress, cause: ResetCause) -> bool {
+        (self.0)(device, cause)
+    }
+}
+
+impl fmt::Debug for ResetHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResetHandler(..)")
+    }
 }
 
 impl Default for IxgbeOptions {
@@ -81,6 +136,8 @@ impl Default for IxgbeOptions {
             link_timeout: Duration::from_secs(10),
             require_link: false,
             interrupts: None,
+            tx_hang_timeout: Some(Duration::from_secs(1)),
+            reset_handler: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use userpci_framework::pci::PciAddress;
 use userpci_framework::time::Clock;
 
 use crate::gate::ResetGate;
+use crate::options::ResetHandler;
 use crate::stats::{read_delta, DeviceStats, HwCounters};
 
 /// What the device handle and its queues share.
@@ -21,6 +22,8 @@ pub(crate) struct Shared<F: PciFunction> {
     /// Coordinated resets: whether the data path may touch the device, and the filter
     /// settings to restore (see [`crate::IxgbeParticipant`]).
     pub(crate) gate: ResetGate,
+    /// Where a hung TX queue asks for a reset.
+    pub(crate) reset_handler: Option<ResetHandler>,
 }
 
 impl<F: PciFunction> Shared<F> {

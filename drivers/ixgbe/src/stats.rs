@@ -159,6 +159,10 @@ pub struct TxQueueStats {
     pub invalid_length: u64,
     /// Descriptors whose buffers were freed after the device reported them done.
     pub cleaned: u64,
+    /// Held-back write-backs the idle poll asked for (`TXDCTL.SWFLSH`).
+    pub idle_flushes: u64,
+    /// Hangs seen (`TDH` not moving with descriptors pending).
+    pub hangs: u64,
 }
 
 impl From<TxRingStats> for TxQueueStats {
@@ -168,6 +172,8 @@ impl From<TxRingStats> for TxQueueStats {
             bytes: ring.bytes,
             invalid_length: ring.invalid_length,
             cleaned: ring.cleaned,
+            idle_flushes: ring.idle_flushes,
+            hangs: ring.hangs,
         }
     }
 }

@@ -7,17 +7,41 @@
 //! A buffer received on one core and sent from another goes back to its pool on the cleaning
 //! core's cache, safely (ixy issue #30 came from a per-queue free list shared without
 //! synchronisation). [`TxQueue::reclaim`] cleans descriptor by descriptor, for idle times.
+//!
+//! # When traffic stops
+//! `TXDCTL.WTHRESH` is 4: the device writes `DD` back four descriptors at a time (or on
+//! `TXDCTL.SWFLSH`; its other trigger, the throttle timer of the queue's interrupt, does not
+//! run: TX queues have no vector). [`TxQueue::tx_batch`] with nothing to send is the idle
+//! poll: it cleans descriptor by descriptor and, when fewer than four descriptors remain,
+//! flushes their held-back write-backs (`userpci_intel_ring::TxRing::clean_idle`), so
+//! [`TxQueue::in_flight`] drains to 0 once the device has sent everything, without a call
+//! to `reclaim`.
+//!
+//! # Hangs
+//! Where a hang shows, a full ring (packets left over) and an idle ring still holding
+//! descriptors, `tx_batch` also watches the head: when `TDH` has not moved over
+//! [`crate::IxgbeOptions::tx_hang_timeout`] with descriptors pending and the link up (the
+//! 82599 stops transmit DMA while the link is down, which is not a hang), the queue is hung
+//! (the rule: `userpci_intel_ring::tx_stall`). It is counted ([`TxQueue::hangs`]), logged,
+//! and, once the queue has left the data path, reported to
+//! [`crate::IxgbeOptions::reset_handler`] as a [`ResetCause::Timeout`]: normally the reset
+//! coordinator, which quiesces, resets (FLR) and recovers the device through its
+//! [`crate::IxgbeParticipant`] before `tx_batch` returns. The packets the ring held are
+//! then dropped (see [`TxQueue::reset_dropped`]); those still in the caller's vector are
+//! sent by the next call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use userpci_framework::device::{PciFunction, RegisterIo};
 use userpci_framework::dma::PoolBuffer;
+use userpci_framework::reset::ResetCause;
 use userpci_framework::runtime::CoreLocal;
-use userpci_intel_ring::{QueueControl, TxConfig, TxRing};
+use userpci_intel_ring::{QueueControl, StallCheck, TxConfig, TxRing};
 
 use crate::shared::Shared;
 use crate::spec::queue as qreg;
+use crate::spec::regs;
 use crate::stats::TxQueueStats;
 
 /// Descriptors cleaned at once (ixy's `TX_CLEAN_BATCH`); smaller for rings of fewer than 64
@@ -26,6 +50,10 @@ pub const TX_CLEAN_BATCH: usize = 32;
 
 /// Largest frame the driver sends: 15.5 KiB, the 82599's largest jumbo frame.
 pub const TX_MAX_LEN: usize = 15872;
+
+/// `TXDCTL.WTHRESH` (7.2.3.5.1): the device writes `DD` back for four descriptors at a
+/// time (DPDK's default, which ixy uses too), holding back the write-backs of fewer.
+pub(crate) const TX_WTHRESH: u32 = 4;
 
 /// How long a stopping queue may take to finish its descriptors and report
 /// `TXDCTL.ENABLE` = 0.
@@ -113,6 +141,12 @@ impl<F: PciFunction> TxQueue<F> {
     /// of packets placed in the ring; `TDT` is written once if any were. A buffer received
     /// from an RX queue can be sent as is (zero copy). Allocates nothing.
     ///
+    /// With `packets` empty it is the idle poll: it cleans whatever the device finished,
+    /// down to the last descriptor, and asks for held-back write-backs (`TXDCTL.SWFLSH`)
+    /// when fewer than `WTHRESH` remain, so the ring drains when traffic stops (see the
+    /// module documentation). A full ring and an idle ring still holding descriptors are also
+    /// watched for a hang, which may run a coordinated reset before this returns.
+    ///
     /// While the device is being reset ([`crate::IxgbeParticipant`]) it sends nothing (every
     /// packet stays in `packets`) and touches nothing.
     #[inline]
@@ -121,9 +155,80 @@ impl<F: PciFunction> TxQueue<F> {
             return 0;
         };
         self.catch_up(generation);
-        let sent = self.parts.ring.send(packets);
+        let (sent, stalled) = if packets.is_empty() {
+            (0, self.idle())
+        } else {
+            let sent = self.parts.ring.send(packets);
+            // Packets left over: the ring is full, which is where a hang shows first.
+            let stalled = !packets.is_empty() && self.stalled();
+            (sent, stalled)
+        };
         self.parts.shared.gate.exit();
+        if stalled {
+            // Outside the data path: the coordinator's quiesce waits for every core to leave.
+            self.request_reset();
+        }
         sent
+    }
+
+    /// The idle poll: drains the ring (with a flush of held-back write-backs), then, while
+    /// descriptors remain, watches for a hang. Whether the queue is hung.
+    #[inline]
+    fn idle(&mut self) -> bool {
+        if self.parts.ring.in_flight() == 0 {
+            return false;
+        }
+        let txdctl = qreg::TXDCTL(usize::from(self.parts.ring.queue()));
+        self.parts.ring.clean_idle(TX_WTHRESH as usize, |regs| {
+            regs.write32(txdctl, regs.read32(txdctl) | qreg::TXDCTL_SWFLSH);
+        });
+        self.parts.ring.in_flight() > 0 && self.stalled()
+    }
+
+    /// One look for a hang (a clock reading; `TDH` and `LINKS` once per timeout while the
+    /// ring makes no progress). Whether the queue is hung.
+    #[cold]
+    fn stalled(&mut self) -> bool {
+        if self.parts.ring.in_flight() == 0 {
+            return false;
+        }
+        let now = self.parts.shared.clock().now();
+        match self.parts.ring.check_stall(now, |regs| {
+            let links = regs.read32(regs::LINKS);
+            links != u32::MAX && links & regs::LINKS_UP != 0
+        }) {
+            StallCheck::Fine => false,
+            StallCheck::Hung { head, stalled } => {
+                tracing::error!(device = %self.parts.shared.device, queue = self.index(), head,
+                    in_flight = self.parts.ring.in_flight(), stalled_ms = stalled.as_millis() as u64,
+                    "TX queue hung: TDH does not move while descriptors are pending");
+                true
+            }
+        }
+    }
+
+    /// Reports a hang to the reset handler, if there is one (outside the data path).
+    #[cold]
+    fn request_reset(&mut self) {
+        let device = self.parts.shared.device;
+        match &self.parts.shared.reset_handler {
+            Some(handler) => {
+                if handler.call(device, ResetCause::Timeout) {
+                    tracing::warn!(%device, queue = self.index(), "reset after a TX hang done");
+                } else {
+                    tracing::error!(%device, queue = self.index(), "reset after a TX hang not done");
+                }
+            }
+            None => {
+                tracing::error!(%device, queue = self.index(),
+                    "TX queue hung and no reset handler configured: reported only");
+            }
+        }
+    }
+
+    /// Hangs this queue has seen (each reported to the reset handler, if any).
+    pub fn hangs(&self) -> u64 {
+        self.parts.ring.stats().hangs
     }
 
     /// Packets handed to the device before a coordinated reset and not known to be sent:

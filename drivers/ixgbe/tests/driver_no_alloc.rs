@@ -96,3 +96,60 @@ fn the_rx_and_tx_path_does_not_allocate_per_packet() {
 fn the_counter_sees_allocations() {
     assert!(allocator_calls(|| drop(Vec::<u8>::with_capacity(64))) > 0);
 }
+
+/// The idle poll (`tx_batch` with nothing to send: cleaning down to the last descriptor and
+/// the `SWFLSH` of held-back write-backs) and the hang watch of a full or idle ring (clock
+/// readings, the `TDH` and `LINKS` reads, a hang reported with no reset handler) allocate
+/// nothing either.
+#[test]
+fn the_idle_poll_and_the_hang_watch_do_not_allocate() {
+    use std::time::Duration;
+    let bus = bus_with(&[(A, MAC_A)], "");
+    let opts = IxgbeOptions {
+        tx_hang_timeout: Some(Duration::from_millis(1)),
+        ..options(1, 1)
+    };
+    let dev = device(&bus, A, opts);
+    let mut tx = dev.take_tx_queue(0).unwrap();
+    let mut out = Vec::with_capacity(80);
+    let mut nothing = Vec::new();
+    let fill = |out: &mut Vec<PoolBuffer>, n: usize| {
+        for _ in 0..n {
+            let mut buf = dev.pool().get().unwrap();
+            buf.set_len(128);
+            out.push(buf);
+        }
+    };
+    // Warm-up, both paths once.
+    fill(&mut out, 3);
+    tx.tx_batch(&mut out);
+    tx.tx_batch(&mut nothing);
+    assert_eq!(tx.in_flight(), 0);
+    let mut drained = 0;
+    let calls = allocator_calls(|| {
+        for _ in 0..20 {
+            fill(&mut out, 3);
+            tx.tx_batch(&mut out);
+            tx.tx_batch(&mut nothing);
+            drained += usize::from(tx.in_flight() == 0);
+        }
+    });
+    assert_eq!(drained, 20, "each idle poll reclaimed the three");
+    assert_eq!(calls, 0, "allocator calls in the idle poll");
+    // Hung: a full ring and idle polls, watched until a hang is found (and only logged).
+    model(&bus, A, |m| m.hang_tx());
+    fill(&mut out, 80);
+    let calls = allocator_calls(|| {
+        for _ in 0..10 {
+            tx.tx_batch(&mut out);
+            bus.clock().advance(Duration::from_micros(500));
+        }
+        for _ in 0..10 {
+            tx.tx_batch(&mut nothing);
+            bus.clock().advance(Duration::from_micros(500));
+        }
+    });
+    assert!(tx.hangs() >= 2, "hangs found: {}", tx.hangs());
+    assert_eq!(calls, 0, "allocator calls in the hang watch");
+    out.clear();
+}
