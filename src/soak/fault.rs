@@ -135,8 +135,8 @@ pub struct FaultEvent {
     pub writes_before: u32,
 }
 
-/// The slow-ready delays: most within the coordinator's one-second wait, some past it (the
-/// member is then failed and re-attached).
+/// The slow-ready delays. The bus waits for a slow function after a reset as the kernel
+/// does (up to 60 s), so these lengthen the reset phase of every member of the reset.
 const SLOW_READY: [Duration; 5] = [
     Duration::from_millis(20),
     Duration::from_millis(150),

@@ -427,6 +427,7 @@ impl Soak {
             virtual_time_ns: self.clock.now().as_nanos() as u64,
             wall_time_ns: self.wall.elapsed().as_nanos() as u64,
             worst_recovery: tally.worst(),
+            worst_full_recovery: tally.worst_all_recovered(),
             ..SoakReport::default()
         };
         for m in &self.members {

@@ -16,6 +16,7 @@ mod copy_demo;
 mod demo;
 mod error;
 mod list;
+mod soak;
 mod topology;
 mod vfio;
 
@@ -50,6 +51,8 @@ enum Command {
     Unbind(vfio::BindArgs),
     /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
     ResetGroups(vfio::GroupArgs),
+    /// Fault soak: write-verify under many injected faults on a simulated reset group.
+    Soak(soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bind(args) => vfio::bind(args),
         Command::Unbind(args) => vfio::unbind(args),
         Command::ResetGroups(args) => vfio::reset_groups(args),
+        Command::Soak(args) => soak::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
