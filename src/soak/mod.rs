@@ -38,6 +38,7 @@ mod tests;
 pub use config::{Rng, SoakConfig};
 pub use error::{Result, SoakError};
 pub use fault::{schedule, FaultClass, FaultEvent};
-pub use ledger::{Ledger, Verdict};
+pub use ledger::{pattern, Answer, Ledger, LedgerCounts, SlotRecord, Verdict};
 pub use report::{SoakReport, WorstRecovery, SCHEMA_VERSION};
 pub use runner::{run, Soak};
+pub use workload::{FailureCounts, VerifyCounts, Workload, SLOTS, WRITE_BLOCKS};

@@ -146,8 +146,27 @@ impl Workload {
     }
 
     /// Starts using `ctrl`: a queue pair and a buffer pool of its own (buffers that a lost
-    /// controller may still use are never handed out again).
+    /// controller may still use are never handed out again), with the soak's short command
+    /// timeouts.
     pub fn attach(&mut self, ctrl: &Controller<Arc<SimFunction>>) -> Result<()> {
+        self.attach_with(
+            ctrl,
+            QpairOptions {
+                timeout: timing::COMMAND_TIMEOUT,
+                abort_timeout: timing::COMMAND_TIMEOUT,
+                timeout_check_interval: timing::TIMEOUT_CHECK,
+                ..QpairOptions::default()
+            },
+        )
+    }
+
+    /// [`Workload::attach`] with the queue pair's options (its size is the workload's:
+    /// `entries` is ignored).
+    pub fn attach_with(
+        &mut self,
+        ctrl: &Controller<Arc<SimFunction>>,
+        options: QpairOptions,
+    ) -> Result<()> {
         let ns = ctrl.namespaces()[0].clone();
         let len = WRITE_BLOCKS as usize * ns.block_size() as usize;
         let pool = BufferPool::new(
@@ -158,11 +177,8 @@ impl Workload {
             0,
         )?;
         let qp = ctrl.create_io_qpair(QpairOptions {
-            entries: (self.depth as u16 + 2).max(4),
-            timeout: timing::COMMAND_TIMEOUT,
-            abort_timeout: timing::COMMAND_TIMEOUT,
-            timeout_check_interval: timing::TIMEOUT_CHECK,
-            ..QpairOptions::default()
+            entries: (self.depth as u16 + 1).max(2),
+            ..options
         })?;
         self.attached = Some(Attached { qp, pool, ns });
         Ok(())
@@ -194,6 +210,11 @@ impl Workload {
     /// Acknowledged writes so far.
     pub fn acknowledged(&self) -> u64 {
         self.ledger.counts().acknowledged
+    }
+
+    /// True when every write submitted has had its answer.
+    pub fn settled(&self) -> bool {
+        self.ledger.unanswered() == 0
     }
 
     fn next_write_slot(&mut self) -> Option<u64> {

@@ -188,7 +188,7 @@ pub fn run(args: Args) -> CliResult {
                 recover_budget: Duration::from_secs(2),
             },
         );
-        let workload = Workload::new(name, &ctrl, args.depth)?;
+        let workload = Workload::new(name, &ctrl, args.depth, args.seed)?;
         members.push(Member { ctrl, workload });
     }
 
@@ -201,7 +201,7 @@ pub fn run(args: Args) -> CliResult {
         }
         clock.advance(Duration::from_micros(50));
     };
-    drive(&mut members, &args, args.writes, &idle)?;
+    drive(&mut members, args.writes, &idle)?;
 
     // The fault.
     match args.scenario {
@@ -216,7 +216,7 @@ pub fn run(args: Args) -> CliResult {
 
     // Phase 2: the workload goes on; the drivers notice (timeouts, CSTS), the coordinator
     // resets and recovers, and `writes` more get acknowledged everywhere still alive.
-    drive(&mut members, &args, 2 * args.writes, &idle)?;
+    drive(&mut members, 2 * args.writes, &idle)?;
     for member in &mut members {
         member.workload.stopped = true;
     }
@@ -314,7 +314,7 @@ fn describe(scenario: Scenario) -> &'static str {
 
 /// Keeps every workload busy until each live one has `target` acknowledged writes, or no
 /// progress is possible (every remaining controller failed).
-fn drive(members: &mut [Member], args: &Args, target: u64, idle: &impl Fn()) -> CliResult {
+fn drive(members: &mut [Member], target: u64, idle: &impl Fn()) -> CliResult {
     for _ in 0..2_000_000u32 {
         let mut progress = 0;
         let mut live = 0;
@@ -333,7 +333,7 @@ fn drive(members: &mut [Member], args: &Args, target: u64, idle: &impl Fn()) -> 
                 continue;
             }
             live += 1;
-            w.top_up(args.seed)?;
+            w.top_up();
             progress += w.poll();
         }
         if live == 0 {
