@@ -130,7 +130,48 @@ impl<F: PciFunction> IxgbeDevice<F> {
 
     /// The MSI-X vector of RX queue `queue`, when interrupts are enabled.
     pub fn rx_interrupt(&self, queue: u16) -> Option<&InterruptVector> {
-        self.parts.vectors.get(usize::from(queue))
+        self.parts.msix.as_ref()?.rx.get(usize::from(queue))
+    }
+
+    /// The MSI-X vector that signals link changes (`EICR.LSC`), when the device was brought
+    /// up with interrupts (it is the vector after the RX queues'). Watch it (for instance
+    /// with the runtime's `InterruptWaiter`) and call [`IxgbeDevice::poll_link_change`] when
+    /// it fires.
+    pub fn link_interrupt(&self) -> Option<&InterruptVector> {
+        self.parts.msix.as_ref()?.link.as_ref()
+    }
+
+    /// Learns what the link did since the last look.
+    ///
+    /// With a link vector ([`IxgbeDevice::link_interrupt`]) from the interrupt cause: `EICR`
+    /// is looked at through `EICS` (nothing cleared), and only when `LSC` is set is it cleared
+    /// and `LINKS` read: `Some(status)`, even when it is the status seen before (the link went
+    /// down and up in between). Without interrupts, the fallback, by polling: `LINKS` is read
+    /// and `Some(status)` returned when it differs from the status last seen. `None` while
+    /// the device is being reset. Updates [`IxgbeDevice::link_state`] and
+    /// [`IxgbeDevice::link_changes`].
+    pub fn poll_link_change(&self) -> Option<LinkStatus> {
+        let shared = &self.parts.shared;
+        shared.gate.enter()?;
+        let lsc = self.link_interrupt().is_some();
+        let change = crate::link::poll_change(shared, lsc);
+        shared.gate.exit();
+        change
+    }
+
+    /// The link as the driver last learned it (at bring-up, by
+    /// [`IxgbeDevice::poll_link_change`]), without touching the device. [`IxgbeDevice::link`]
+    /// reads `LINKS` instead.
+    pub fn link_state(&self) -> LinkStatus {
+        crate::link::seen(&self.parts.shared)
+    }
+
+    /// Link changes [`IxgbeDevice::poll_link_change`] learned.
+    pub fn link_changes(&self) -> u64 {
+        self.parts
+            .shared
+            .link_changes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Takes RX queue `queue` for the calling core. The handle is `!Send`: call this on the

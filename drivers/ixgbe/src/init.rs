@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use userpci_framework::device::{InterruptVector, PciFunction, PciFunctionExt};
 use userpci_framework::dma::BufferPool;
 use userpci_framework::pci::PciAddress;
@@ -16,6 +17,7 @@ use userpci_intel_ring::{RxRing, TxRing};
 
 use crate::error::{Error, Result};
 use crate::gate::ResetGate;
+use crate::irq::Msix;
 use crate::options::{IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS, MAX_QUEUES};
 use crate::rx::{self, RxParts};
 use crate::shared::Shared;
@@ -66,7 +68,8 @@ pub(crate) struct DeviceParts<F: PciFunction> {
     pub(crate) mac: [u8; 6],
     pub(crate) rx_queues: Mutex<Vec<Option<RxParts<F>>>>,
     pub(crate) tx_queues: Mutex<Vec<Option<TxParts<F>>>>,
-    pub(crate) vectors: Vec<InterruptVector>,
+    /// The MSI-X vectors and their layout (interrupt mode).
+    pub(crate) msix: Option<Msix>,
     pub(crate) options: IxgbeOptions,
     /// Bus addresses of the RX and TX descriptor rings, per queue: a recovery after a reset
     /// programs the same rings again.
@@ -102,6 +105,8 @@ pub(crate) fn bring_up<F: PciFunction>(
             0
         }),
         reset_handler: options.reset_handler.clone(),
+        link_seen: AtomicU32::new(0),
+        link_changes: AtomicU64::new(0),
     });
     let hw = Hw { s: &shared };
     let name = crate::spec::ids::device_name(device_id).unwrap_or("82599");
@@ -140,13 +145,19 @@ pub(crate) fn bring_up<F: PciFunction>(
         None => create_pool(&shared, &options)?,
     };
 
-    // 4.6.3 last step / 7.3: MSI-X, one vector per RX queue (optional).
-    let vectors = match options.interrupts {
-        Some(irq) => crate::irq::init_msix(&shared, options.rx_queues, irq.itr_us)?,
-        None => Vec::new(),
+    // 4.6.3 last step / 7.3: MSI-X, one vector per RX queue and one for link changes
+    // (optional).
+    let msix = match options.interrupts {
+        Some(irq) => Some(crate::irq::init_msix(
+            &shared,
+            options.rx_queues,
+            irq.itr_us,
+        )?),
+        None => None,
     };
+    let vectors = msix.as_ref().map_or(&[][..], |m| &m.rx[..]);
     // 4.6.7: receive.
-    let mut rx = hw.init_rx(&options, &pool, &vectors)?;
+    let mut rx = hw.init_rx(&options, &pool, vectors)?;
     // 4.6.8: transmit.
     let mut tx = hw.init_tx(&options)?;
     // 4.6.7.1 / 4.6.8.1: fill the rings, enable the queues.
@@ -176,6 +187,12 @@ pub(crate) fn bring_up<F: PciFunction>(
         }
         Err(err) => return Err(err),
     }
+    // What the link did during bring-up is not a change to report: the status it ended in
+    // is where `poll_link_change` starts.
+    if msix.as_ref().is_some_and(|m| m.link.is_some()) {
+        shared.write(regs::EICR, regs::EICR_LSC);
+    }
+    crate::link::remember(&shared);
 
     options.pool = Some(Arc::clone(&pool));
     let rx_ring_iovas = rx.iter().map(|r| r.ring.iova()).collect();
@@ -188,7 +205,7 @@ pub(crate) fn bring_up<F: PciFunction>(
         shared,
         pool,
         mac,
-        vectors,
+        msix,
         options,
     })
 }
@@ -561,6 +578,10 @@ pub(crate) fn reinit<F: PciFunction>(dev: &DeviceParts<F>, generation: u64) -> R
     let (ral, rah) = regs::ral_rah_from_mac(dev.mac, true);
     shared.write(regs::RAL(0), ral);
     shared.write(regs::RAH(0), rah);
+    // 7.3: the same MSI-X vectors and layout (the reset cleared GPIE, IVAR, EITR, EIMS...).
+    if let Some(msix) = &dev.msix {
+        crate::irq::restore(shared, msix)?;
+    }
 
     hw.rx_common(o);
     for (i, &iova) in dev.rx_ring_iovas.iter().enumerate() {

@@ -1,6 +1,9 @@
-//! Link state from `LINKS` (datasheet 8.2.3.22.20) and the link setup of 4.6.4.
+//! Link state from `LINKS` (datasheet 8.2.3.22.20), the link setup of 4.6.4, and link
+//! changes learned from the link-status-change interrupt cause (`EICR.LSC`, 7.3) or, without
+//! interrupts, by polling `LINKS`.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use userpci_framework::device::PciFunction;
@@ -61,6 +64,44 @@ impl fmt::Display for MacDisplay {
 
 pub(crate) fn read<F: PciFunction>(shared: &Shared<F>) -> LinkStatus {
     LinkStatus::from_links(shared.read(regs::LINKS))
+}
+
+/// Reads `LINKS` into the status the driver remembers (end of bring-up).
+pub(crate) fn remember<F: PciFunction>(shared: &Shared<F>) {
+    shared
+        .link_seen
+        .store(shared.read(regs::LINKS), Ordering::Relaxed);
+}
+
+/// The status last remembered.
+pub(crate) fn seen<F: PciFunction>(shared: &Shared<F>) -> LinkStatus {
+    LinkStatus::from_links(shared.link_seen.load(Ordering::Relaxed))
+}
+
+/// What the link did since the last look (see `IxgbeDevice::poll_link_change`): with `lsc`,
+/// from `EICR.LSC` (read through `EICS`, cleared by writing it to `EICR`, before `LINKS` is
+/// read so that a change after the read sets it again); otherwise by comparing `LINKS` with
+/// the status last seen. A register reading all ones (the device is gone) is no news.
+pub(crate) fn poll_change<F: PciFunction>(shared: &Shared<F>, lsc: bool) -> Option<LinkStatus> {
+    if lsc {
+        let causes = shared.read(regs::EICS);
+        if causes == u32::MAX || causes & regs::EICR_LSC == 0 {
+            return None;
+        }
+        shared.write(regs::EICR, regs::EICR_LSC);
+    }
+    let links = shared.read(regs::LINKS);
+    if links == u32::MAX {
+        return None;
+    }
+    let status = LinkStatus::from_links(links);
+    let before = LinkStatus::from_links(shared.link_seen.swap(links, Ordering::Relaxed));
+    if !lsc && before == status {
+        return None;
+    }
+    shared.link_changes.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(device = %shared.device, %status, from_interrupt = lsc, "link change");
+    Some(status)
 }
 
 /// 4.6.4: 10 Gb/s serial link mode (`AUTOC.LMS` = 10G serial, `10G_PMA_PMD` = XAUI), then

@@ -33,8 +33,18 @@
 //!   device sent them is unknown; a network gives at-most-once delivery, a duplicate would be
 //!   worse than a drop). They are counted in [`crate::TxQueue::reset_dropped`].
 //!
-//! Interrupt mode is not supported: [`IxgbeParticipant::new`] refuses a device brought up with
-//! MSI-X (the vectors would have to be re-created under the queues that wait on them).
+//!
+//! # Interrupt mode
+//! The reset clears the device's interrupt registers and the coordinator masks MSI-X.
+//! `begin_recover` enables MSI-X again with the same vectors (the backend keeps their
+//! eventfds, so the handles the queues and the application wait on still fire) and programs
+//! `GPIE`, `IVAR`, `EITR`, `EIAC`, `EIAM_EX`, `IVAR_MISC` and the link cause's `EIMS` bits as
+//! bring-up did (`irq.rs`, from the same options). When the gate opens, every vector fires
+//! once: each RX vector is armed and its cause set, so a core asleep on its vector (armed
+//! before the reset, or gone to sleep during it: a queue does not arm while the gate is
+//! closed) wakes, restarts its ring, and arms again when it wants to sleep, leaving the RX
+//! bits of `EIMS` as the cores want them; the link vector reports the link as it came back
+//! ([`IxgbeDevice::poll_link_change`] returns it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +54,7 @@ use userpci_framework::pci::PciAddress;
 use userpci_framework::reset::{Progress, ResetParticipant};
 
 use crate::device::IxgbeDevice;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shared::Shared;
 use crate::spec::{queue as qreg, regs};
 
@@ -109,21 +119,14 @@ impl<F: PciFunction> std::fmt::Debug for IxgbeParticipant<F> {
 }
 
 impl<F: PciFunction> IxgbeParticipant<F> {
-    /// A participant for `device`, named `name` in reports. Fails for a device brought up
-    /// with interrupts (not supported, see the module documentation).
+    /// A participant for `device`, named `name` in reports, in polling or interrupt mode
+    /// (see the module documentation). Infallible today; the `Result` stays for options a
+    /// participant might refuse.
     pub fn new(
         device: Arc<IxgbeDevice<F>>,
         name: impl Into<String>,
         options: IxgbeResetOptions,
     ) -> Result<Self> {
-        if device.options().interrupts.is_some() {
-            return Err(Error::InvalidOption {
-                device: device.address(),
-                what: "interrupt mode with a reset participant",
-                value: 1,
-                expected: "polling mode (interrupts: None)",
-            });
-        }
         Ok(IxgbeParticipant {
             device,
             name: name.into(),
@@ -295,6 +298,9 @@ impl<F: PciFunction> ResetParticipant for IxgbeParticipant<F> {
             info.link_budget = Some(self.options.link_budget);
             drop(info);
             gate.open_next_generation();
+            if let Some(msix) = &self.device.parts.msix {
+                crate::irq::wake_all(&self.device.parts.shared, msix);
+            }
             self.phase = Phase::Running;
             tracing::info!(device = %self.device.address(), %link,
                 waited_us = waited.as_micros() as u64, "82599 recovered after reset");

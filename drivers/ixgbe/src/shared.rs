@@ -2,6 +2,7 @@
 //! accumulated hardware counters and the reset gate. Below every other piece of the driver
 //! (link, interrupts, rings, bring-up, the device handle, the reset participant).
 
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard};
 
 use userpci_framework::device::{PciFunction, RegisterIo};
@@ -24,6 +25,9 @@ pub(crate) struct Shared<F: PciFunction> {
     pub(crate) gate: ResetGate,
     /// Where a hung TX queue asks for a reset.
     pub(crate) reset_handler: Option<ResetHandler>,
+    /// `LINKS` as the driver last learned it, and the link changes learned (`link.rs`).
+    pub(crate) link_seen: AtomicU32,
+    pub(crate) link_changes: AtomicU64,
 }
 
 impl<F: PciFunction> Shared<F> {
