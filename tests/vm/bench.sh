@@ -87,6 +87,86 @@ children_cpu_seconds() {
     awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }' "$BENCH_OUT/.times"
 }
 
+# sample_qemu_threads TIMEOUT_PID CONSOLE OUT: while the guest runs, CPU time of each QEMU
+# thread (by name) per bench phase (the guest's `bench: phase <name>` console lines), every
+# 0.2 s; writes {phase: {wall_s, busy: {thread: CPUs busy on average}}} to OUT.
+sample_qemu_threads() {
+    python3 - "$@" <<'PY'
+import json, os, re, sys, time
+
+timeout_pid, log, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+hz = os.sysconf("SC_CLK_TCK")
+
+def stat_fields(path):
+    with open(path) as f:
+        text = f.read()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+
+def child_of(pid):
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                _, fields = stat_fields(f"/proc/{d}/stat")
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                return int(d)
+    return None
+
+def threads(pid):
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    found = {}
+    for tid in tids:
+        try:
+            comm, fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue
+        found[tid] = (comm, int(fields[11]) + int(fields[12]))
+    return found
+
+qemu = None
+for _ in range(200):
+    qemu = child_of(timeout_pid)
+    if qemu:
+        break
+    time.sleep(0.05)
+phases, phase, pos = {}, "boot", 0
+marker = re.compile(rb"bench: phase (\S+)")
+prev = threads(qemu) if qemu else None
+prev_t = time.monotonic()
+while prev is not None:
+    time.sleep(0.2)
+    now, t = threads(qemu), time.monotonic()
+    if now is None:
+        break
+    acc = phases.setdefault(phase, {"wall_s": 0.0, "cpu_s": {}})
+    acc["wall_s"] += t - prev_t
+    for tid, (comm, ticks) in now.items():
+        acc["cpu_s"][comm] = acc["cpu_s"].get(comm, 0.0) + (ticks - prev.get(tid, (comm, 0))[1]) / hz
+    prev, prev_t = now, t
+    try:
+        with open(log, "rb") as f:
+            f.seek(pos)
+            data = f.read()
+    except OSError:
+        continue
+    complete = data.rfind(b"\n") + 1
+    pos += complete
+    for m in marker.finditer(data[:complete]):
+        phase = m.group(1).decode()
+result = {
+    name: {"wall_s": round(p["wall_s"], 2),
+           "busy": {c: round(s / p["wall_s"], 2) for c, s in sorted(p["cpu_s"].items()) if s > 0}}
+    for name, p in phases.items() if p["wall_s"] > 0
+}
+with open(out, "w") as f:
+    json.dump(result, f)
+PY
+}
+
 # boot_once N: one guest; its result line's JSON into $BENCH_OUT/boot-N.json.
 boot_once() {
     local n="$1" log="$BENCH_OUT/console-$1.log" rc=0 t0=$SECONDS line load
@@ -98,9 +178,16 @@ boot_once() {
     OUT="$BENCH_OUT" qemu_args "$ACCEL" "$STOCK_ROOT/boot/vmlinuz-$STOCK_KVER" \
         "$BENCH_OUT/initramfs-bench.cpio" \
         "console=ttyS0 intel_iommu=on panic=-1 userpci.mode=bench userpci.seconds=$BENCH_SECONDS${BENCH_APPEND:+ $BENCH_APPEND}"
+    # Named threads (main loop, "CPU n/TCG" or "ALL CPUs/TCG", "worker"), for the sampler.
+    QEMU_ARGS+=(-name "bench-$n,debug-threads=on")
     log "boot $n of $BOOTS (load average $load; console: ${log#"$REPO"/})"
     timeout --kill-after=10 "$BOOT_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" </dev/null \
-        >"$log" 2>&1 || rc=$?
+        >"$log" 2>&1 &
+    local guest=$!
+    sample_qemu_threads "$guest" "$log" "$BENCH_OUT/threads-$n.json" &
+    local sampler=$!
+    wait "$guest" || rc=$?
+    wait "$sampler" || log "boot $n: the QEMU thread sampler failed"
     busy1="$(host_busy_seconds)"
     children_cpu_seconds >"$BENCH_OUT/.own1"
     own0="$(cat "$BENCH_OUT/.own0")"
@@ -109,7 +196,7 @@ boot_once() {
     other="$(awk -v b0="$busy0" -v b1="$busy1" -v o0="$own0" -v o1="$own1" -v w="$((SECONDS - t0))" \
         'BEGIN { v = (b1 - b0 - (o1 - o0)) / (w > 0 ? w : 1); printf "%.2f", v < 0 ? 0 : v }')"
     log "boot $n: other host work kept $other CPUs busy on average"
-    tr -d '\r' <"$log" | grep -E '^bench: ' | sed "s/^/  [boot $n] /" || true
+    tr -d '\r' <"$log" | grep -E '^bench: ' | grep -v '^bench: phase ' | sed "s/^/  [boot $n] /" || true
     line="$(tr -d '\r' <"$log" | grep -oE 'USERPCI-BENCH-RESULT \{.*\}$' | tail -1 || true)"
     if [[ -z $line ]]; then
         echo "  [boot $n] no result line (qemu status $rc); last console lines:"
@@ -117,10 +204,15 @@ boot_once() {
         return 1
     fi
     python3 - "$n" "$((SECONDS - t0))" "$load" "$other" "${line#USERPCI-BENCH-RESULT }" \
+        "$BENCH_OUT/threads-$n.json" \
         >"$BENCH_OUT/boot-$n.json" <<'PY'
 import json, sys
-n, wall, load, other, text = sys.argv[1:]
+import os
+n, wall, load, other, text, threads = sys.argv[1:]
 result = json.loads(text)
+if os.path.exists(threads):
+    with open(threads) as f:
+        result["qemu_threads_busy"] = json.load(f)
 result["boot"] = int(n)
 result["wall_seconds"] = int(wall)
 result["host_load_average_at_start"] = load

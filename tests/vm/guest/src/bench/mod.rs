@@ -124,6 +124,12 @@ pub fn main(args: &[String]) -> u8 {
     }
 }
 
+/// Marks the start of a phase on the console; bench.sh's sampler attributes QEMU's per-thread
+/// CPU time to the phase in effect (`between`: setup, rebinding, idle).
+fn phase(name: &str) {
+    println!("bench: phase {name}");
+}
+
 fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
@@ -141,12 +147,16 @@ fn bench_nvme(ctx: &Ctx, duration: Duration) -> Result<Value, Failure> {
         let ns = ctrl.namespaces()[0].clone();
         nvme::pin(MEASURE_CPU)?;
         for qd in QUEUE_DEPTHS {
+            phase(&format!("userpci_raw_qd{qd}"));
             let m = nvme::raw(&ctrl, &ns, qd, duration, 1 + qd as u64)?;
+            phase("between");
             println!("bench: userpci raw QD{qd}: {:.0} IOPS", m.iops());
             userpci.insert(format!("raw_qd{qd}"), m.to_json());
         }
         for qd in QUEUE_DEPTHS {
+            phase(&format!("userpci_async_qd{qd}"));
             let m = nvme::async_api(&ctrl, &ns, qd, duration, 100 + qd as u64, MEASURE_CPU)?;
+            phase("between");
             println!("bench: userpci async QD{qd}: {:.0} IOPS", m.iops());
             userpci.insert(format!("async_qd{qd}"), m.to_json());
         }
@@ -161,8 +171,10 @@ fn bench_nvme(ctx: &Ctx, duration: Duration) -> Result<Value, Failure> {
     let mut kernel_runs = Map::new();
     for hipri in [false, true] {
         for qd in QUEUE_DEPTHS {
-            let v = kernel::fio_randread(&dev, qd, duration.as_secs_f64(), hipri)?;
             let name = format!("io_uring{}_qd{qd}", if hipri { "_hipri" } else { "" });
+            phase(&format!("kernel_{name}"));
+            let v = kernel::fio_randread(&dev, qd, duration.as_secs_f64(), hipri)?;
+            phase("between");
             println!("bench: kernel {name}: {} IOPS", v["iops"]);
             kernel_runs.insert(name, v);
         }
@@ -229,8 +241,10 @@ fn net_runs(
         let rx_before = receiver.count();
         let (sent, (window_frames, rx_pps)) = std::thread::scope(|s| {
             let sender = s.spawn(|| net::send_until(&dev, MEASURE_CPU, &frame, &stop));
+            phase("userpci_igb_tx");
             let rate = net::rx_rate(receiver, NET_WARMUP, duration);
             stop.store(true, Ordering::Relaxed);
+            phase("between");
             let sent = sender
                 .join()
                 .unwrap_or_else(|_| Err(Failure("the sender thread panicked".into())));
@@ -260,9 +274,11 @@ fn net_runs(
         let pg = kernel::Pktgen::configure(&ifname, FRAME_BYTES, rx_mac, burst, 0)?;
         let rx_before = receiver.count();
         let irqs_before = kernel::interrupts_named(&ifname);
+        phase(&format!("kernel_{name}"));
         let running = pg.start();
         let (window_frames, rx_pps) = net::rx_rate(receiver, NET_WARMUP, duration);
         let (sent, usec) = pg.stop(running)?;
+        phase("between");
         let interrupts = kernel::interrupts_named(&ifname).saturating_sub(irqs_before);
         let received = settled_count(receiver) - rx_before;
         println!("bench: kernel igb {name}: {rx_pps:.0} frames/s received");
