@@ -5,8 +5,9 @@
 //! | module | contents |
 //! |---|---|
 //! | [`spec`] | registers, bit fields and descriptors as types, shared with the device model |
-//! | [`IxgbeDevice`] | bring-up per datasheet 4.6 ([`init`]), link, statistics, promiscuous mode |
-//! | [`RxQueue`] / [`TxQueue`] | the batched, allocation-free data path, one queue per core, on the shared Intel ring engine (`userpci_intel_ring`) |
+//! | [`IxgbeDevice`] | bring-up per datasheet 4.6 ([`init`]), link (changes from `EICR.LSC` in interrupt mode, polled otherwise), statistics, promiscuous mode |
+//! | [`RxQueue`] / [`TxQueue`] | the batched, allocation-free data path, one queue per core, on the shared Intel ring engine (`userpci_intel_ring`); TX drains when traffic stops and watches for hangs |
+//! | [`IxgbeParticipant`] | coordinated resets, in polling and MSI-X mode; a hung TX queue asks for one through [`ResetHandler`] |
 //! | [`stats`] | hardware counters accumulated in software, per-queue software counters |
 //! | [`Error`] | the crate's one error type |
 //!
