@@ -26,11 +26,11 @@ fn holds(seed: u64, data: &[u8]) -> bool {
     data.iter().enumerate().all(|(i, &b)| b == pattern(seed, i))
 }
 
+/// A write submitted and not answered yet.
 #[derive(Clone, Copy, Debug)]
 struct WriteRecord {
     slot: u64,
     seed: u64,
-    answers: u32,
 }
 
 /// What one slot must hold.
@@ -76,13 +76,17 @@ pub struct LedgerCounts {
     pub duplicated: u64,
 }
 
-/// The ledger of one controller.
+/// The ledger of one controller. Tokens are handed out in increasing order, so only the
+/// writes still unanswered are kept: an answer for a smaller token that is not among them
+/// is a second answer. Memory stays bounded by the queue depth and the slots however long
+/// the run.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    writes: BTreeMap<u64, WriteRecord>,
+    unanswered: BTreeMap<u64, WriteRecord>,
+    /// One past the largest token submitted.
+    token_end: u64,
     slots: BTreeMap<u64, SlotRecord>,
     counts: LedgerCounts,
-    answered: u64,
 }
 
 impl Ledger {
@@ -92,30 +96,24 @@ impl Ledger {
     }
 
     /// A write with token `token` of data `seed` to `slot` was accepted by the driver.
+    /// Tokens must increase from one write to the next.
     pub fn submit(&mut self, token: u64, slot: u64, seed: u64) {
-        self.writes.insert(
-            token,
-            WriteRecord {
-                slot,
-                seed,
-                answers: 0,
-            },
-        );
+        debug_assert!(token >= self.token_end, "tokens increase");
+        self.unanswered.insert(token, WriteRecord { slot, seed });
+        self.token_end = self.token_end.max(token + 1);
         self.counts.submitted += 1;
     }
 
     /// The caller got an answer for `token`: success or an error.
     pub fn answer(&mut self, token: u64, ok: bool) -> Answer {
-        let Some(write) = self.writes.get_mut(&token) else {
+        let Some(write) = self.unanswered.remove(&token) else {
             self.counts.duplicated += 1;
-            return Answer::Unknown;
+            return if token < self.token_end {
+                Answer::Duplicate
+            } else {
+                Answer::Unknown
+            };
         };
-        write.answers += 1;
-        if write.answers > 1 {
-            self.counts.duplicated += 1;
-            return Answer::Duplicate;
-        }
-        self.answered += 1;
         let slot = self.slots.entry(write.slot).or_default();
         if ok {
             self.counts.acknowledged += 1;
@@ -128,14 +126,14 @@ impl Ledger {
         Answer::First
     }
 
-    /// The slot of a submitted write.
+    /// The slot of a write not answered yet.
     pub fn slot_of(&self, token: u64) -> Option<u64> {
-        self.writes.get(&token).map(|w| w.slot)
+        self.unanswered.get(&token).map(|w| w.slot)
     }
 
     /// Writes submitted and not answered yet.
     pub fn unanswered(&self) -> u64 {
-        self.counts.submitted - self.answered
+        self.unanswered.len() as u64
     }
 
     /// The counters.

@@ -18,12 +18,13 @@
 //! Files, leaves first: `config` (parameters, timing, the seeded generator), `error`,
 //! `fault` (the classes and the schedule), `ledger` (what each slot must hold), `inject`
 //! (putting faults into the bus and the model), `participant` (a participant that
-//! misbehaves on request), `workload` (queue pair and ledger), `nic`, `report`, and
-//! `runner` on top.
+//! misbehaves on request), `workload` (queue pair and ledger), `nic`, `report`, `group`
+//! (the bus, its members, bringing controllers up and back), and `runner` on top.
 
 mod config;
 mod error;
 mod fault;
+mod group;
 mod inject;
 mod ledger;
 mod nic;

@@ -3,52 +3,34 @@
 //! reads every slot back against the ledgers.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
-use userpci_framework::backend::sim::topology::TopologyBuilder;
-use userpci_framework::backend::sim::{ModelRegistry, SimBus, SimClock, SimFunction};
-use userpci_framework::device::{ResetMethod, ResetTarget};
-use userpci_framework::pci::PciAddress;
-use userpci_framework::reset::{
-    CoordinatorConfig, ParticipantConfig, ResetCoordinator, ResetRequest,
-};
+use userpci_framework::backend::sim::{SimBus, SimClock};
+use userpci_framework::reset::{CoordinatorConfig, ResetCoordinator};
 use userpci_framework::time::Clock;
-use userpci_nvme::{Controller, ControllerOptions, ControllerState, NvmeParticipant, ResetHandler};
+use userpci_nvme::ControllerState;
 
 use super::config::{timing, SoakConfig};
 use super::error::{Result, SoakError};
 use super::fault::{schedule, FaultClass, FaultEvent};
+use super::group::{build_bus, lock, lock_arming, Group, Member};
 use super::inject;
-use super::nic::{self, NicTraffic};
-use super::participant::{Arming, ArmingHandle, Misbehaviour, SoakParticipant};
-use super::report::{Failures, Recoveries, ResetTally, Resets, SoakReport, SCHEMA_VERSION};
-use super::workload::{VerifyCounts, Workload, SLOTS, WRITE_BLOCKS};
+use super::nic::NicTraffic;
+use super::participant::Misbehaviour;
+use super::report::{Failures, Recoveries, Resets, SoakReport, SCHEMA_VERSION};
+use super::workload::{VerifyCounts, WRITE_BLOCKS};
 
 /// Acknowledged writes every controller must make after the last reset before an episode
 /// counts as recovered.
 const WRITES_AFTER_RESET: u64 = 4;
 
-struct Member {
-    address: PciAddress,
-    name: String,
-    function: Arc<SimFunction>,
-    ctrl: Option<Controller<Arc<SimFunction>>>,
-    workload: Workload,
-    arming: ArmingHandle,
-    /// Acknowledged writes when the last reset finished.
-    mark: u64,
-    /// Acknowledged writes to reach before the next fault.
-    goal: u64,
-}
-
 /// A soak in progress.
 pub struct Soak {
     config: SoakConfig,
+    group: Group,
     bus: Arc<SimBus>,
     clock: Arc<SimClock>,
-    coordinator: Arc<ResetCoordinator>,
-    tally: Arc<Mutex<ResetTally>>,
     members: Vec<Member>,
     nic: Option<NicTraffic>,
     injected: BTreeMap<FaultClass, u64>,
@@ -57,43 +39,6 @@ pub struct Soak {
     stalls: u64,
     resets_seen: u64,
     wall: Instant,
-}
-
-fn lock(tally: &Mutex<ResetTally>) -> MutexGuard<'_, ResetTally> {
-    tally.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn bus(config: &SoakConfig) -> Result<Arc<SimBus>> {
-    let params: toml::Table = format!(
-        "latency_ns = {}\nblocks = {}\ntimeout_500ms = 1",
-        timing::IO_LATENCY.as_nanos(),
-        SLOTS * WRITE_BLOCKS
-    )
-    .parse()
-    .expect("static parameters parse");
-    let mut builder = TopologyBuilder::new().root_port("00:02.0", 1);
-    let functions = config.controllers + u8::from(config.nic);
-    for i in 0..functions {
-        // As the kernel shows a multifunction slot: `bus` only on the function probed first.
-        let methods: &[ResetMethod] = if i == 0 {
-            &[ResetMethod::Flr, ResetMethod::Bus]
-        } else {
-            &[ResetMethod::Flr]
-        };
-        let at = format!("01:00.{i}");
-        builder = if i == config.controllers {
-            builder.function(&at, "ixgbe").params(nic::params())
-        } else {
-            let mut p = params.clone();
-            p.insert("serial".into(), format!("SOAK{i}").into());
-            builder.function(&at, "nvme").params(p)
-        }
-        .reset_methods(methods);
-    }
-    let mut registry = ModelRegistry::new();
-    userpci_nvme::model::register(&mut registry);
-    userpci_ixgbe::model::register(&mut registry);
-    Ok(SimBus::new(builder.build()?, &registry)?)
 }
 
 /// Lets virtual time pass, with the NIC's traffic pumped first.
@@ -109,128 +54,57 @@ impl Soak {
     pub fn new(config: SoakConfig) -> Result<Self> {
         config.validate().map_err(SoakError::InvalidConfig)?;
         let wall = Instant::now();
-        let bus = bus(&config)?;
+        let bus = build_bus(&config)?;
         let clock = Arc::clone(bus.clock());
-        let coordinator = Arc::new(ResetCoordinator::new(
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            CoordinatorConfig::default(),
-        ));
-        let mut soak = Soak {
+        let group = Group {
+            coordinator: Arc::new(ResetCoordinator::new(
+                Arc::clone(&clock) as Arc<dyn Clock>,
+                CoordinatorConfig::default(),
+            )),
+            bus: Arc::clone(&bus),
+            tally: Arc::default(),
+        };
+        let mut members = Vec::new();
+        for i in 0..config.controllers {
+            let mut member = group.member(i, &config)?;
+            group.bring_up(&mut member)?;
+            members.push(member);
+        }
+        let nic = if config.nic {
+            let address = format!("01:00.{}", config.controllers).parse()?;
+            let function = Arc::new(bus.open(address)?);
+            Some(NicTraffic::new(function, &group.coordinator)?)
+        } else {
+            None
+        };
+        Ok(Soak {
+            config,
+            group,
             bus,
             clock,
-            coordinator,
-            tally: Arc::default(),
-            members: Vec::new(),
-            nic: None,
+            members,
+            nic,
             injected: BTreeMap::new(),
             not_triggered: BTreeMap::new(),
             reattached: 0,
             stalls: 0,
             resets_seen: 0,
             wall,
-            config,
-        };
-        for i in 0..soak.config.controllers {
-            let address: PciAddress = format!("01:00.{i}").parse()?;
-            let name = format!("nvme{i} {}", &address.to_string()[5..]);
-            let mut member = Member {
-                address,
-                function: Arc::new(soak.bus.open(address)?),
-                ctrl: None,
-                workload: Workload::new(
-                    name.clone(),
-                    soak.config.depth,
-                    soak.config.seed ^ u64::from(i) << 56,
-                ),
-                name,
-                arming: Arc::new(Mutex::new(Arming::default())),
-                mark: 0,
-                goal: 0,
-            };
-            soak.bring_up(&mut member, i as u32)?;
-            soak.members.push(member);
-        }
-        if soak.config.nic {
-            let address: PciAddress = format!("01:00.{}", soak.config.controllers).parse()?;
-            let function = Arc::new(soak.bus.open(address)?);
-            soak.nic = Some(NicTraffic::new(function, &soak.coordinator)?);
-        }
-        Ok(soak)
-    }
-
-    fn handler(&self) -> ResetHandler {
-        let coordinator = Arc::clone(&self.coordinator);
-        let tally = Arc::clone(&self.tally);
-        ResetHandler::new(move |device, cause| {
-            match coordinator.request(ResetRequest::new(device, cause)) {
-                Ok(outcome) => {
-                    if !outcome.coalesced {
-                        lock(&tally).record(&outcome.report);
-                    }
-                    true
-                }
-                Err(err) => {
-                    tracing::warn!(%device, %err, "soak: reset refused");
-                    lock(&tally).refused += 1;
-                    false
-                }
-            }
         })
     }
 
-    /// A controller on the member's function, its participant registered, its workload
-    /// attached.
-    fn bring_up(&self, member: &mut Member, priority: u32) -> Result<()> {
-        let ctrl = Controller::new(
-            Arc::clone(&member.function),
-            ControllerOptions {
-                admin_timeout: timing::ADMIN_TIMEOUT,
-                reset_handler: Some(self.handler()),
-                ..ControllerOptions::default()
-            },
-        )?;
-        let participant = SoakParticipant::new(
-            Box::new(NvmeParticipant::new(ctrl.clone(), member.name.clone())),
-            Arc::clone(&member.arming),
-            Arc::clone(&self.bus),
-        );
-        self.coordinator.register(
-            Arc::clone(&member.function) as Arc<dyn ResetTarget>,
-            Box::new(participant),
-            ParticipantConfig {
-                priority,
-                quiesce_budget: timing::QUIESCE_BUDGET,
-                recover_budget: timing::RECOVER_BUDGET,
-            },
-        );
-        member.workload.attach(&ctrl)?;
-        member.ctrl = Some(ctrl);
-        Ok(())
-    }
-
-    /// Brings a failed or lost controller back as an application would: its callers have
-    /// had their errors; unregister it, clear the device's faults (the device is replaced or
-    /// its link retrained), FLR, and a new controller with the same ledger.
+    /// [`Group::reattach`] of controller `index`, counted and blamed on `episode`.
     fn reattach(&mut self, index: usize, episode: Option<&FaultEvent>) -> Result<()> {
-        let mut member = self.members.remove(index);
-        let result = self.reattach_member(&mut member, index as u32);
-        self.members.insert(index, member);
         self.reattached += 1;
-        result.map_err(|err| SoakError::Reattach {
-            device: self.members[index].address,
-            fault: episode.map_or(u32::MAX, |e| e.index),
-            class: episode.map_or("-", |e| e.class.as_str()),
-            reason: err.to_string(),
-        })
-    }
-
-    fn reattach_member(&mut self, member: &mut Member, priority: u32) -> Result<()> {
-        member.workload.detach();
-        drop(self.coordinator.unregister(member.address));
-        member.ctrl = None;
-        inject::clear(&self.bus, member.address)?;
-        member.function.target_reset_function()?;
-        self.bring_up(member, priority)
+        let member = &mut self.members[index];
+        self.group
+            .reattach(member)
+            .map_err(|err| SoakError::Reattach {
+                device: member.address,
+                fault: episode.map_or(u32::MAX, |e| e.index),
+                class: episode.map_or("-", |e| e.class.as_str()),
+                reason: err.to_string(),
+            })
     }
 
     /// One round over every controller: re-attach the lost ones, top up, poll; virtual time
@@ -249,7 +123,7 @@ impl Soak {
             progress += w.top_up();
             progress += w.poll();
         }
-        let count = lock(&self.tally).count;
+        let count = lock(&self.group.tally).count;
         if count != self.resets_seen {
             self.resets_seen = count;
             for m in &mut self.members {
@@ -309,7 +183,7 @@ impl Soak {
     /// One fault: writes before it, the injection, and running until every controller
     /// serves writes again after the last reset; then what is left of it is cleared.
     fn episode(&mut self, event: &FaultEvent) -> Result<()> {
-        lock(&self.tally).episode = Some((event.index, event.class));
+        lock(&self.group.tally).episode = Some((event.index, event.class));
         for m in &mut self.members {
             m.goal = m.workload.acknowledged() + u64::from(event.writes_before);
         }
@@ -348,7 +222,7 @@ impl Soak {
         for event in schedule(&self.config) {
             self.episode(&event)?;
         }
-        lock(&self.tally).episode = None;
+        lock(&self.group.tally).episode = None;
         Ok(())
     }
 
@@ -388,7 +262,7 @@ impl Soak {
     }
 
     fn report(&self, verified: VerifyCounts) -> SoakReport {
-        let tally = lock(&self.tally);
+        let tally = lock(&self.group.tally);
         let mut failures = Failures::default();
         let mut report = SoakReport {
             schema_version: SCHEMA_VERSION,
@@ -465,14 +339,13 @@ impl Soak {
 
     /// Test support: the workload of controller `index`.
     #[cfg(test)]
-    pub(super) fn workload_mut(&mut self, index: usize) -> (&mut Workload, impl FnMut() + '_) {
+    pub(super) fn workload_mut(
+        &mut self,
+        index: usize,
+    ) -> (&mut super::workload::Workload, impl FnMut() + '_) {
         let (nic, clock) = (&mut self.nic, &self.clock);
         (&mut self.members[index].workload, move || idle(nic, clock))
     }
-}
-
-fn lock_arming(arming: &Mutex<Arming>) -> MutexGuard<'_, Arming> {
-    arming.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs a whole soak.
