@@ -69,6 +69,8 @@ pub mod timing {
 
     /// Each I/O command takes this long in the NVMe model.
     pub const IO_LATENCY: Duration = Duration::from_micros(100);
+    /// `CSTS.RDY` follows `CC.EN` this long after it changes, both ways.
+    pub const READY_DELAY: Duration = Duration::from_micros(500);
     /// Virtual time a workload round without progress lets pass.
     pub const IDLE_STEP: Duration = Duration::from_micros(50);
     /// The queue pairs' command timeout and the wait after an Abort.

@@ -49,9 +49,10 @@ pub fn lock_arming(arming: &Mutex<Arming>) -> MutexGuard<'_, Arming> {
 /// onwards, then the NIC; one slot, so one reset group.
 pub fn build_bus(config: &SoakConfig) -> Result<Arc<SimBus>> {
     let params: toml::Table = format!(
-        "latency_ns = {}\nblocks = {}\ntimeout_500ms = 1",
+        "latency_ns = {}\nblocks = {}\ntimeout_500ms = 1\nready_delay_us = {}",
         timing::IO_LATENCY.as_nanos(),
-        SLOTS * WRITE_BLOCKS
+        SLOTS * WRITE_BLOCKS,
+        timing::READY_DELAY.as_micros()
     )
     .parse()
     .expect("static parameters parse");
