@@ -69,7 +69,10 @@ pub struct IxgbeOptions {
     pub interrupts: Option<InterruptOptions>,
     /// A TX queue whose head (`TDH`) does not move for this long while it holds descriptors
     /// (and the link is up) is hung ([`crate::TxQueue::tx_batch`] watches it); `None`: no
-    /// watch. Linux's watchdog needs two checks about 2 s apart; the default is 1 s.
+    /// watch. Linux's watchdog needs two checks about 2 s apart; the default is 1 s. Keep it
+    /// well above the device's legitimate pauses: a full packet buffer moves the head once
+    /// per frame time, but received pause frames (flow control, not set up by this driver)
+    /// stop transmission for up to 65535 quanta, 3.4 ms at 10 Gb/s, each.
     pub tx_hang_timeout: Option<Duration>,
     /// Who performs the reset a hung TX queue needs: normally the reset coordinator
     /// ([`ResetHandler::coordinator`]) with an [`crate::IxgbeParticipant`] registered for the

@@ -280,3 +280,46 @@ fn without_a_reset_handler_a_hang_is_counted_and_nothing_is_reset() {
     assert_eq!(rig.dev.reset_info().quiesces, 0);
     assert_eq!(rig.tx.in_flight(), 3);
 }
+
+#[test]
+fn a_ring_held_full_by_the_wire_at_line_rate_is_not_a_hang() {
+    // Two wired ports; A sends 1514-byte frames as fast as its 512-descriptor ring takes
+    // them, so the ring stays full and the device, its packet buffer full (TXPBSIZE worth
+    // of wire time, about 130 µs at 10 Gb/s), takes one descriptor per frame time: the
+    // head moves at line rate, never a hang.
+    let bus = pair();
+    let opts = IxgbeOptions {
+        tx_hang_timeout: Some(Duration::from_millis(1)),
+        tx_ring_size: 512,
+        ..options(1, 1)
+    };
+    let (a, b) = devices(&bus, opts);
+    let mut tx = a.take_tx_queue(0).unwrap();
+    let mut rx = b.take_rx_queue(0).unwrap();
+    let f = flow(0, MAC_B, MAC_A);
+    let mut pending = Vec::with_capacity(64);
+    let mut bufs = Vec::with_capacity(64);
+    let mut seq = 0;
+    let mut full = 0;
+    let start = bus.clock().now();
+    while bus.clock().now() - start < Duration::from_millis(20) {
+        while pending.len() < 64 {
+            pending.push(packet(&a, &frame(seq, 1514, &f)));
+            seq += 1;
+        }
+        tx.tx_batch(&mut pending);
+        full += usize::from(!pending.is_empty());
+        while rx.rx_batch(&mut bufs, 64) > 0 {
+            bufs.clear();
+        }
+        bus.clock().advance(Duration::from_micros(20));
+    }
+    assert!(full > 500, "the ring was full on most calls: {full}");
+    assert!(tx.stats().cleaned > 10_000, "{:?}", tx.stats());
+    assert!(
+        model_stats(&bus, A).tx_wire_waits > 1000,
+        "the device waited for the wire"
+    );
+    assert_eq!(tx.hangs(), 0);
+    pending.clear();
+}
