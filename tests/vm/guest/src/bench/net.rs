@@ -80,7 +80,7 @@ pub struct Receiver {
 impl Receiver {
     /// Polls queue 0 of `dev` on the calling thread, pinned to `core`, until [`Receiver::stop`].
     pub fn run(&self, dev: &IgbDevice<Function>, core: usize) -> Result<(), Failure> {
-        let _ = affinity::pin_current_thread(core);
+        affinity::pin_current_thread(core)?;
         let mut rx = dev.take_rx_queue(0)?;
         let mut bufs: Vec<PoolBuffer> = Vec::with_capacity(256);
         while !self.stop.load(Ordering::Relaxed) {
@@ -115,7 +115,7 @@ pub fn send_until(
     frame: &[u8],
     stop: &AtomicBool,
 ) -> Result<(u64, f64, u64), Failure> {
-    let _ = affinity::pin_current_thread(core);
+    affinity::pin_current_thread(core)?;
     let mut tx = dev.take_tx_queue(0)?;
     let pool = dev.pool();
     let start = Instant::now();
