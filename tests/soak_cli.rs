@@ -6,7 +6,7 @@ use std::process::Command;
 fn userpci(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_userpci"))
         .args(args)
-        .env("RUST_LOG", "off")
+        .env_remove("RUST_LOG")
         .output()
         .expect("userpci runs")
 }

@@ -1,6 +1,7 @@
 //! `userpci soak`: the fault soak of `userpci::soak` on the simulated bus, printed as text
 //! or as one JSON object. Exits non-zero when a write was lost, duplicated or left without
-//! an answer, or an episode stalled.
+//! an answer, or an episode stalled. The drivers' logs of the faults are off unless
+//! `RUST_LOG` is set.
 
 use userpci::soak::{SoakConfig, SoakError};
 
@@ -37,13 +38,21 @@ fn soak_error(err: SoakError) -> CliError {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let report = userpci::soak::run(SoakConfig {
+    let config = SoakConfig {
         seed: args.seed,
         faults: args.faults,
         controllers: args.controllers,
         nic: args.nic,
         ..SoakConfig::default()
-    })
+    };
+    // The drivers log every fault they meet at `error`, thousands per run by design: quiet
+    // unless RUST_LOG asks for them (the run is on this thread only).
+    let report = if std::env::var_os("RUST_LOG").is_some() {
+        userpci::soak::run(config)
+    } else {
+        let quiet = tracing::subscriber::NoSubscriber::default();
+        tracing::subscriber::with_default(quiet, || userpci::soak::run(config))
+    }
     .map_err(soak_error)?;
     if args.json {
         userpci::outln!("{}", report.to_json())?;
