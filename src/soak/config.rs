@@ -86,6 +86,8 @@ pub mod timing {
     /// Virtual time an episode (one fault and its consequences) may take before the soak
     /// calls it a stall.
     pub const EPISODE_LIMIT: Duration = Duration::from_secs(120);
+    /// Virtual time the writes in flight at the end may take to be answered.
+    pub const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): small, fast, and the same sequence everywhere.

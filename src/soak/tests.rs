@@ -107,3 +107,20 @@ fn a_second_answer_to_a_write_is_reported_duplicated() {
     assert_eq!((report.writes_duplicated, report.writes_lost), (1, 0));
     assert!(!report.passed);
 }
+
+#[test]
+fn a_write_that_never_gets_its_answer_is_reported_unanswered() {
+    let mut soak = Soak::new(SoakConfig {
+        faults: 13,
+        ..SoakConfig::default()
+    })
+    .unwrap();
+    soak.run_faults().unwrap();
+    let (workload, _) = soak.workload_mut(2);
+    // As if the driver had dropped a request without calling back.
+    workload.ledger.submit(u64::MAX - 1, 0, 1);
+    let report = soak.finish().unwrap();
+    assert_eq!(report.failures_reported.unanswered, 1);
+    assert_eq!((report.writes_lost, report.writes_duplicated), (0, 0));
+    assert!(!report.passed);
+}
