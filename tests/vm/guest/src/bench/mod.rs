@@ -136,33 +136,45 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-fn bench_nvme(ctx: &Ctx, duration: Duration) -> Result<Value, Failure> {
+/// userpci's NVMe runs, on a thread of their own pinned to [`MEASURE_CPU`] (the raw loop and
+/// the reactor pin the thread they run on; the main thread, and the receiver and fio it starts
+/// later, must keep every CPU). Returns the figures and whether shadow doorbells were on.
+fn userpci_nvme(ctx: &Ctx, duration: Duration) -> Result<(Map<String, Value>, bool), Failure> {
+    let vfio = support::context(ctx)?;
+    let f = support::open(ctx, &vfio, NVME_DEVICE)?;
+    let ctrl = Controller::new(f, nvme::controller_options())?;
+    let shadow_doorbells = ctrl.info().shadow_doorbells;
+    let ns = ctrl.namespaces()[0].clone();
     let mut userpci = Map::new();
-    let shadow_doorbells;
-    {
-        let vfio = support::context(ctx)?;
-        let f = support::open(ctx, &vfio, NVME_DEVICE)?;
-        let ctrl = Controller::new(f, nvme::controller_options())?;
-        shadow_doorbells = ctrl.info().shadow_doorbells;
-        let ns = ctrl.namespaces()[0].clone();
-        nvme::pin(MEASURE_CPU)?;
-        for qd in QUEUE_DEPTHS {
-            phase(&format!("userpci_raw_qd{qd}"));
-            let m = nvme::raw(&ctrl, &ns, qd, duration, 1 + qd as u64)?;
-            phase("between");
-            println!("bench: userpci raw QD{qd}: {:.0} IOPS", m.iops());
-            userpci.insert(format!("raw_qd{qd}"), m.to_json());
-        }
-        for qd in QUEUE_DEPTHS {
-            phase(&format!("userpci_async_qd{qd}"));
-            let m = nvme::async_api(&ctrl, &ns, qd, duration, 100 + qd as u64, MEASURE_CPU)?;
-            phase("between");
-            println!("bench: userpci async QD{qd}: {:.0} IOPS", m.iops());
-            userpci.insert(format!("async_qd{qd}"), m.to_json());
-        }
-        support::disable(&ctrl)?;
-        // ctrl, the function and the context close here: vfio-pci's unbind waits for that.
-    }
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<(), Failure> {
+            nvme::pin(MEASURE_CPU)?;
+            for qd in QUEUE_DEPTHS {
+                phase(&format!("userpci_raw_qd{qd}"));
+                let m = nvme::raw(&ctrl, &ns, qd, duration, 1 + qd as u64)?;
+                phase("between");
+                println!("bench: userpci raw QD{qd}: {:.0} IOPS", m.iops());
+                userpci.insert(format!("raw_qd{qd}"), m.to_json());
+            }
+            for qd in QUEUE_DEPTHS {
+                phase(&format!("userpci_async_qd{qd}"));
+                let m = nvme::async_api(&ctrl, &ns, qd, duration, 100 + qd as u64, MEASURE_CPU)?;
+                phase("between");
+                println!("bench: userpci async QD{qd}: {:.0} IOPS", m.iops());
+                userpci.insert(format!("async_qd{qd}"), m.to_json());
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Failure("the userpci NVMe thread panicked".into())))
+    })?;
+    support::disable(&ctrl)?;
+    // ctrl, the function and the context close here: vfio-pci's unbind waits for that.
+    Ok((userpci, shadow_doorbells))
+}
+
+fn bench_nvme(ctx: &Ctx, duration: Duration) -> Result<Value, Failure> {
+    let (userpci, shadow_doorbells) = userpci_nvme(ctx, duration)?;
     kernel::no_kernel_nvme()?;
     kernel::bind_kernel_driver(NVME_DEVICE, "nvme")?;
     let dev = kernel::nvme_block_device(NVME_DEVICE)?;
