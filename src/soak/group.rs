@@ -2,6 +2,7 @@
 //! NIC), each controller's member record, and bringing a controller up, or back after it
 //! was failed or lost, with its participant registered and its workload attached.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use userpci_framework::backend::sim::topology::TopologyBuilder;
@@ -87,6 +88,8 @@ pub struct Group {
     pub bus: Arc<SimBus>,
     pub coordinator: Arc<ResetCoordinator>,
     pub tally: Arc<Mutex<ResetTally>>,
+    /// Resets asked for so far; the handler adds 1 before each (the workloads watch it).
+    pub reset_epoch: Arc<AtomicU64>,
 }
 
 impl Group {
@@ -103,7 +106,8 @@ impl Group {
                 name.clone(),
                 config.depth,
                 config.seed ^ (u64::from(index) << 56),
-            ),
+            )
+            .with_reset_epoch(Arc::clone(&self.reset_epoch)),
             name,
             arming: Arc::new(Mutex::new(Arming::default())),
             mark: 0,
@@ -115,7 +119,9 @@ impl Group {
     fn handler(&self) -> ResetHandler {
         let coordinator = Arc::clone(&self.coordinator);
         let tally = Arc::clone(&self.tally);
+        let epoch = Arc::clone(&self.reset_epoch);
         ResetHandler::new(move |device, cause| {
+            epoch.fetch_add(1, Ordering::AcqRel);
             match coordinator.request(ResetRequest::new(device, cause)) {
                 Ok(outcome) => {
                     if !outcome.coalesced {

@@ -131,6 +131,11 @@ impl Ledger {
         self.unanswered.get(&token).map(|w| w.slot)
     }
 
+    /// The data seed `slot` must hold: its last acknowledged write's.
+    pub fn expected(&self, slot: u64) -> Option<u64> {
+        self.slots.get(&slot).and_then(|r| r.acknowledged)
+    }
+
     /// Writes submitted and not answered yet.
     pub fn unanswered(&self) -> u64 {
         self.unanswered.len() as u64

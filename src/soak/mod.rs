@@ -16,12 +16,14 @@
 //! ```
 //!
 //! Files, leaves first: `config` (parameters, timing, the seeded generator), `error`,
+//! `counts` (the report's counters),
 //! `fault` (the classes and the schedule), `ledger` (what each slot must hold), `inject`
 //! (putting faults into the bus and the model), `participant` (a participant that
 //! misbehaves on request), `workload` (queue pair and ledger), `nic`, `report`, `group`
 //! (the bus, its members, bringing controllers up and back), and `runner` on top.
 
 mod config;
+mod counts;
 mod error;
 mod fault;
 mod group;
@@ -37,9 +39,10 @@ mod workload;
 mod tests;
 
 pub use config::{Rng, SoakConfig};
+pub use counts::{DriverCounts, FailureCounts, VerifyCounts};
 pub use error::{Result, SoakError};
 pub use fault::{schedule, FaultClass, FaultEvent};
 pub use ledger::{pattern, Answer, Ledger, LedgerCounts, SlotRecord, Verdict};
 pub use report::{SoakReport, WorstRecovery, SCHEMA_VERSION};
 pub use runner::{run, Soak};
-pub use workload::{FailureCounts, VerifyCounts, Workload, SLOTS, WRITE_BLOCKS};
+pub use workload::{Workload, SLOTS, WRITE_BLOCKS};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use userpci_framework::reset::{ResetKind, ResetReport, Timeline};
 
+use super::counts::{DriverCounts, FailureCounts};
 use super::fault::FaultClass;
-use super::workload::{DriverCounts, FailureCounts};
 
 /// Version of the JSON layout: bump it when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -201,6 +201,11 @@ pub struct SoakReport {
     /// Slots that read back as a write the caller was told failed (allowed: it may land).
     pub writes_failed_but_landed: u64,
     pub submissions_refused: u64,
+    /// Read-backs during the run of slots whose write was submitted before a reset and
+    /// acknowledged after it, at the end of the episode (losses found count in
+    /// `writes_lost`, once).
+    pub slots_checked_after_resets: u64,
+    /// Slots read back at the end holding their last acknowledged write.
     pub slots_verified: u64,
     pub blocks_verified: u64,
     pub driver: DriverCounts,

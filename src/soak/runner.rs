@@ -12,6 +12,7 @@ use userpci_framework::time::Clock;
 use userpci_nvme::ControllerState;
 
 use super::config::{timing, SoakConfig};
+use super::counts::VerifyCounts;
 use super::error::{Result, SoakError};
 use super::fault::{schedule, FaultClass, FaultEvent};
 use super::group::{build_bus, lock, lock_arming, Group, Member};
@@ -19,7 +20,7 @@ use super::inject;
 use super::nic::NicTraffic;
 use super::participant::Misbehaviour;
 use super::report::{Failures, Recoveries, Resets, SoakReport, SCHEMA_VERSION};
-use super::workload::{VerifyCounts, WRITE_BLOCKS};
+use super::workload::WRITE_BLOCKS;
 
 /// Acknowledged writes every controller must make after the last reset before an episode
 /// counts as recovered.
@@ -37,6 +38,8 @@ pub struct Soak {
     not_triggered: BTreeMap<FaultClass, u64>,
     reattached: u64,
     stalls: u64,
+    /// Read-backs of writes that crossed a reset, at the end of their episode.
+    after_reset: VerifyCounts,
     resets_seen: u64,
     wall: Instant,
 }
@@ -63,6 +66,7 @@ impl Soak {
             )),
             bus: Arc::clone(&bus),
             tally: Arc::default(),
+            reset_epoch: Arc::default(),
         };
         let mut members = Vec::new();
         for i in 0..config.controllers {
@@ -88,6 +92,7 @@ impl Soak {
             not_triggered: BTreeMap::new(),
             reattached: 0,
             stalls: 0,
+            after_reset: VerifyCounts::default(),
             resets_seen: 0,
             wall,
         })
@@ -214,6 +219,18 @@ impl Soak {
         for m in &self.members {
             inject::clear(&self.bus, m.address)?;
         }
+        self.check_crossed()
+    }
+
+    /// Reads back what the episode's resets endangered (see [`Workload::check_crossed`]).
+    ///
+    /// [`Workload::check_crossed`]: super::workload::Workload::check_crossed
+    fn check_crossed(&mut self) -> Result<()> {
+        for m in &mut self.members {
+            let (nic, clock) = (&mut self.nic, &self.clock);
+            let counts = m.workload.check_crossed(m.address, || idle(nic, clock))?;
+            self.after_reset.add(&counts);
+        }
         Ok(())
     }
 
@@ -255,9 +272,7 @@ impl Soak {
         for m in &mut self.members {
             let (nic, clock) = (&mut self.nic, &self.clock);
             let counts = m.workload.verify(m.address, || idle(nic, clock))?;
-            verified.slots_verified += counts.slots_verified;
-            verified.in_doubt_landed += counts.in_doubt_landed;
-            verified.lost += counts.lost;
+            verified.add(&counts);
         }
         Ok(self.report(verified))
     }
@@ -293,7 +308,10 @@ impl Soak {
                 failed_by_reason: tally.failure_reasons.clone(),
                 reattached: self.reattached,
             },
-            writes_lost: verified.lost,
+            writes_lost: verified.lost + self.after_reset.lost,
+            slots_checked_after_resets: self.after_reset.slots_verified
+                + self.after_reset.in_doubt_landed
+                + self.after_reset.lost,
             writes_failed_but_landed: verified.in_doubt_landed,
             slots_verified: verified.slots_verified,
             blocks_verified: verified.slots_verified * WRITE_BLOCKS,

@@ -3,19 +3,20 @@
 //! data; after a controller is lost, the same workload (and ledger) goes on with the next
 //! controller brought up on the function. At the end every slot is read back and checked.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::Serialize;
 use userpci_framework::backend::sim::SimFunction;
 use userpci_framework::device::PciFunction;
 use userpci_framework::dma::{BufferPool, PoolBuffer};
 use userpci_framework::pci::PciAddress;
-use userpci_nvme::{Controller, Error, IoQueuePair, Namespace, QpairOptions};
+use userpci_nvme::{Controller, IoCompletion, IoQueuePair, Namespace, QpairOptions};
 
 use super::config::timing;
+use super::counts::{DriverCounts, FailureCounts, VerifyCounts};
 use super::error::{Result, SoakError};
-use super::ledger::{fill, Ledger, Verdict};
+use super::ledger::{fill, Answer, Ledger, Verdict};
 
 /// Blocks per write (4 KiB with 512-byte blocks).
 pub const WRITE_BLOCKS: u64 = 8;
@@ -26,81 +27,38 @@ const READ_TOKEN: u64 = 1 << 63;
 
 type Qpair = IoQueuePair<Arc<SimFunction>, u64, PoolBuffer>;
 
-/// The errors callers were told, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FailureCounts {
-    /// Taken back by a reset and not re-issued (or the controller lost): retry.
-    pub retriable: u64,
-    /// The device is gone.
-    pub device_gone: u64,
-    /// The controller failed.
-    pub controller_failed: u64,
-    /// The command timed out and was aborted.
-    pub timeout: u64,
-    /// The controller answered with an error status.
-    pub command_status: u64,
-    /// Anything else.
-    pub other: u64,
+/// Where a write's answer goes: the ledger, the failure counters, the retry queue, the
+/// slots to check after a reset.
+struct Answers<'a> {
+    ledger: &'a mut Ledger,
+    failures: &'a mut FailureCounts,
+    retry: &'a mut VecDeque<u64>,
+    in_flight_slots: &'a mut BTreeSet<u64>,
+    submitted_in: &'a mut BTreeMap<u64, u64>,
+    to_check: &'a mut BTreeSet<u64>,
+    /// The reset epoch now.
+    epoch: u64,
 }
 
-impl FailureCounts {
-    fn add(&mut self, error: &Error) {
-        let counter = match error {
-            Error::Retriable { .. } => &mut self.retriable,
-            Error::DeviceGone { .. } => &mut self.device_gone,
-            Error::ControllerFailed { .. } => &mut self.controller_failed,
-            Error::Timeout { .. } => &mut self.timeout,
-            Error::Command { .. } => &mut self.command_status,
-            _ => &mut self.other,
-        };
-        *counter += 1;
+impl Answers<'_> {
+    fn record(&mut self, c: &IoCompletion<u64, PoolBuffer>) {
+        let ok = c.result.is_ok();
+        let slot = self.ledger.slot_of(c.token);
+        if self.ledger.answer(c.token, ok) != Answer::First {
+            return;
+        }
+        let Some(slot) = slot else { return };
+        self.in_flight_slots.remove(&slot);
+        let submitted_in = self.submitted_in.remove(&c.token);
+        if ok && submitted_in.is_some_and(|e| e != self.epoch) {
+            self.to_check.insert(slot);
+        }
+        if let Err(err) = &c.result {
+            self.failures.add(err);
+            // The caller's answer to a failed write: write the slot again, new data.
+            self.retry.push_back(slot);
+        }
     }
-
-    /// Every failure.
-    pub fn total(&self) -> u64 {
-        self.retriable
-            + self.device_gone
-            + self.controller_failed
-            + self.timeout
-            + self.command_status
-            + self.other
-    }
-}
-
-/// What the driver's queue pairs counted, summed over the controller's lifetimes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct DriverCounts {
-    pub bogus_cid_out_of_range: u64,
-    pub bogus_cid_not_in_flight: u64,
-    pub bogus_sq_head_invalid: u64,
-    pub timeouts: u64,
-    pub aborts: u64,
-    pub reissued: u64,
-    pub reconnects: u64,
-}
-
-impl DriverCounts {
-    fn add(&mut self, qp: &Qpair) {
-        let s = qp.stats();
-        self.bogus_cid_out_of_range += s.bogus.cid_out_of_range;
-        self.bogus_cid_not_in_flight += s.bogus.cid_not_in_flight;
-        self.bogus_sq_head_invalid += s.bogus.sq_head_invalid;
-        self.timeouts += s.timeouts;
-        self.aborts += s.aborts;
-        self.reissued += s.reissued;
-        self.reconnects += s.reconnects;
-    }
-}
-
-/// What reading back found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VerifyCounts {
-    /// Slots holding their last acknowledged write.
-    pub slots_verified: u64,
-    /// Slots holding a failed write's data (it landed before the caller was told it failed).
-    pub in_doubt_landed: u64,
-    /// Slots whose acknowledged write is gone.
-    pub lost: u64,
 }
 
 struct Attached {
@@ -124,6 +82,14 @@ pub struct Workload {
     next_slot: u64,
     retry: VecDeque<u64>,
     in_flight_slots: BTreeSet<u64>,
+    /// Resets so far, counted by whoever asks for them (see [`Workload::with_reset_epoch`]).
+    reset_epoch: Arc<AtomicU64>,
+    /// Unanswered writes: the reset epoch at their submission.
+    submitted_in: BTreeMap<u64, u64>,
+    /// Slots whose write crossed a reset and was acknowledged: read back at the next check.
+    to_check: BTreeSet<u64>,
+    /// Losses found, as (slot, data seed expected), so that a loss is counted once.
+    lost_seen: BTreeSet<(u64, u64)>,
 }
 
 impl Workload {
@@ -142,7 +108,19 @@ impl Workload {
             next_slot: 0,
             retry: VecDeque::new(),
             in_flight_slots: BTreeSet::new(),
+            reset_epoch: Arc::default(),
+            submitted_in: BTreeMap::new(),
+            to_check: BTreeSet::new(),
+            lost_seen: BTreeSet::new(),
         }
+    }
+
+    /// Counts resets in `epoch` (its owner adds 1 before each reset starts): a write submitted
+    /// before a reset and acknowledged after it has its slot read back by
+    /// [`Workload::check_crossed`], while the slot still holds that write.
+    pub fn with_reset_epoch(mut self, epoch: Arc<AtomicU64>) -> Self {
+        self.reset_epoch = epoch;
+        self
     }
 
     /// Starts using `ctrl`: a queue pair and a buffer pool of its own (buffers that a lost
@@ -194,7 +172,7 @@ impl Workload {
             self.poll();
         }
         if let Some(attached) = self.attached.take() {
-            self.driver.add(&attached.qp);
+            self.driver.add(&attached.qp.stats());
         }
     }
 
@@ -202,7 +180,7 @@ impl Workload {
     pub fn driver_counts(&self) -> DriverCounts {
         let mut counts = self.driver;
         if let Some(a) = &self.attached {
-            counts.add(&a.qp);
+            counts.add(&a.qp.stats());
         }
         counts
     }
@@ -254,6 +232,8 @@ impl Workload {
             {
                 Ok(()) => {
                     self.ledger.submit(token, slot, seed);
+                    self.submitted_in
+                        .insert(token, self.reset_epoch.load(Ordering::Acquire));
                     self.in_flight_slots.insert(slot);
                     self.next_token += 1;
                     accepted += 1;
@@ -273,44 +253,73 @@ impl Workload {
         accepted
     }
 
+    /// The queue pair in use and the bookkeeping its write answers go to.
+    fn split(&mut self) -> Option<(&mut Attached, Answers<'_>)> {
+        let epoch = self.reset_epoch.load(Ordering::Acquire);
+        let attached = self.attached.as_mut()?;
+        Some((
+            attached,
+            Answers {
+                ledger: &mut self.ledger,
+                failures: &mut self.failures,
+                retry: &mut self.retry,
+                in_flight_slots: &mut self.in_flight_slots,
+                submitted_in: &mut self.submitted_in,
+                to_check: &mut self.to_check,
+                epoch,
+            },
+        ))
+    }
+
     /// Collects completions into the ledger; returns how many arrived.
     pub fn poll(&mut self) -> usize {
-        let Some(attached) = self.attached.as_mut() else {
+        let Some((attached, mut answers)) = self.split() else {
             return 0;
         };
-        let Workload {
-            ledger,
-            failures,
-            retry,
-            in_flight_slots,
-            ..
-        } = self;
-        attached.qp.process_completions(0, &mut |c| {
-            let ok = c.result.is_ok();
-            let slot = ledger.slot_of(c.token);
-            if ledger.answer(c.token, ok) != super::ledger::Answer::First {
-                return;
-            }
-            let Some(slot) = slot else { return };
-            in_flight_slots.remove(&slot);
-            if let Err(err) = &c.result {
-                failures.add(err);
-                // The caller's answer to a failed write: write the slot again, new data.
-                retry.push_back(slot);
-            }
-        })
+        attached
+            .qp
+            .process_completions(0, &mut |c| answers.record(&c))
     }
 
     /// Reads every slot with an answered write back and checks it against the ledger.
     pub fn verify(&mut self, device: PciAddress, mut idle: impl FnMut()) -> Result<VerifyCounts> {
-        let mut counts = VerifyCounts::default();
         let slots: Vec<u64> = self.ledger.slots().map(|(s, _)| s).collect();
+        self.check_slots(device, slots, &mut idle)
+    }
+
+    /// Reads back the slots of writes acknowledged after a reset they were submitted before
+    /// (taken back and re-issued, or completed around it): the writes a reset endangers,
+    /// checked before later writes cover them. Slots with a write in flight wait.
+    pub fn check_crossed(
+        &mut self,
+        device: PciAddress,
+        mut idle: impl FnMut(),
+    ) -> Result<VerifyCounts> {
+        let (busy, ready): (Vec<u64>, Vec<u64>) = std::mem::take(&mut self.to_check)
+            .into_iter()
+            .partition(|s| self.in_flight_slots.contains(s) || self.retry.contains(s));
+        self.to_check.extend(busy);
+        self.check_slots(device, ready, &mut idle)
+    }
+
+    fn check_slots(
+        &mut self,
+        device: PciAddress,
+        slots: Vec<u64>,
+        idle: &mut impl FnMut(),
+    ) -> Result<VerifyCounts> {
+        let mut counts = VerifyCounts::default();
         for slot in slots {
-            let data = self.read_slot(device, slot, &mut idle)?;
+            let data = self.read_slot(device, slot, idle)?;
             match self.ledger.check(slot, &data) {
                 Verdict::Acknowledged => counts.slots_verified += 1,
                 Verdict::InDoubt => counts.in_doubt_landed += 1,
-                Verdict::Lost => counts.lost += 1,
+                Verdict::Lost => {
+                    let expected = self.ledger.expected(slot).unwrap_or_default();
+                    if self.lost_seen.insert((slot, expected)) {
+                        counts.lost += 1;
+                    }
+                }
                 Verdict::Unacknowledged => {}
             }
         }
@@ -341,9 +350,17 @@ impl Workload {
             .submit_read(&attached.ns, slot * WRITE_BLOCKS, buf, READ_TOKEN | slot)
             .map_err(|r| error(r.error.to_string()))?;
         attached.qp.commit()?;
+        let (attached, mut answers) = self.split().expect("attached above");
         for _ in 0..100_000 {
             let mut read = None;
-            attached.qp.process_completions(0, &mut |c| read = Some(c));
+            // Writes may be in flight: their answers go to the ledger as always.
+            attached.qp.process_completions(0, &mut |c| {
+                if c.token & READ_TOKEN != 0 {
+                    read = Some(c);
+                } else {
+                    answers.record(&c);
+                }
+            });
             if let Some(c) = read {
                 c.result.map_err(|e| error(e.to_string()))?;
                 let data = c.buffer.ok_or_else(|| error("no buffer back".into()))?;
@@ -371,9 +388,16 @@ impl Workload {
             .submit_write(&attached.ns, slot * WRITE_BLOCKS, buf, READ_TOKEN)
             .map_err(|r| r.error)?;
         attached.qp.commit()?;
+        let (attached, mut answers) = self.split().expect("attached above");
         let mut done = false;
         while !done {
-            attached.qp.process_completions(0, &mut |_| done = true);
+            attached.qp.process_completions(0, &mut |c| {
+                if c.token & READ_TOKEN != 0 {
+                    done = true;
+                } else {
+                    answers.record(&c);
+                }
+            });
             idle();
         }
         Ok(())
