@@ -24,6 +24,8 @@ pub const WRITE_BLOCKS: u64 = 8;
 pub const SLOTS: u64 = 1024;
 /// Read-back tokens: apart from every write token.
 const READ_TOKEN: u64 = 1 << 63;
+/// What a buffer holds once its write is answered; no data pattern is constant.
+const POISON: u8 = 0x5a;
 
 type Qpair = IoQueuePair<Arc<SimFunction>, u64, PoolBuffer>;
 
@@ -41,8 +43,13 @@ struct Answers<'a> {
 }
 
 impl Answers<'_> {
-    fn record(&mut self, c: &IoCompletion<u64, PoolBuffer>) {
+    fn record(&mut self, c: IoCompletion<u64, PoolBuffer>) {
         let ok = c.result.is_ok();
+        if let Some(mut buffer) = c.buffer {
+            // The caller reuses a buffer once its write is acknowledged: poison it, so that a
+            // device still reading it (an acknowledgement that came early) writes the poison.
+            buffer.as_mut_slice().fill(POISON);
+        }
         let slot = self.ledger.slot_of(c.token);
         if self.ledger.answer(c.token, ok) != Answer::First {
             return;
@@ -278,7 +285,7 @@ impl Workload {
         };
         attached
             .qp
-            .process_completions(0, &mut |c| answers.record(&c))
+            .process_completions(0, &mut |c| answers.record(c))
     }
 
     /// Reads every slot with an answered write back and checks it against the ledger.
@@ -358,7 +365,7 @@ impl Workload {
                 if c.token & READ_TOKEN != 0 {
                     read = Some(c);
                 } else {
-                    answers.record(&c);
+                    answers.record(c);
                 }
             });
             if let Some(c) = read {
@@ -395,7 +402,7 @@ impl Workload {
                 if c.token & READ_TOKEN != 0 {
                     done = true;
                 } else {
-                    answers.record(&c);
+                    answers.record(c);
                 }
             });
             idle();
