@@ -1,6 +1,7 @@
 //! PCI addresses and the sysfs view of the PCI topology.
 
 mod address;
+pub mod devset;
 mod parse;
 pub mod sysfs;
 

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::nodes::{FunctionNode, IommuGroup, ResetGroup, ResetScope};
+use super::nodes::{FunctionNode, IommuGroup, ResetGroup};
 use super::spec::{RootPortSpec, TopologySpec};
+use crate::pci::devset::{self, DevSetInput};
 use crate::pci::PciAddress;
 
 /// What [`compute`] returns.
@@ -27,14 +28,6 @@ enum IommuKey {
     Alone(PciAddress),
     /// The shared group of the slot's functions without ACS.
     Slot(Slot),
-}
-
-/// Which reset group an endpoint falls into, before numbering.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum ResetKey {
-    Alone(PciAddress),
-    Slot(Slot),
-    Bus(u16, u8),
 }
 
 /// Computes nodes and groups. `spec` must have passed validation (every function's bus is 0 or
@@ -109,47 +102,45 @@ pub(super) fn compute(spec: &TopologySpec) -> Computed {
         iommu_of.insert(*a, id);
     }
 
-    // Reset groups: vfio_pci_core_register_device()'s dev_set choice.
+    // Reset groups: vfio_pci_core_register_device()'s dev_set choice, shared with sysfs.
+    let inputs: Vec<DevSetInput> = spec
+        .functions
+        .iter()
+        .map(|f| {
+            let bridge = parent(f.address);
+            DevSetInput {
+                address: f.address,
+                bridge: bridge.map(|rp| rp.address),
+                virtual_function: false,
+                slot_reset: bridge.is_some_and(|rp| rp.hotplug_slot && rp.bus_reset),
+                bus_reset: bridge.is_some_and(|rp| rp.bus_reset),
+            }
+        })
+        .collect();
+    let sets = devset::assign(&inputs);
+    let reset_groups: Vec<ResetGroup> = sets
+        .sets
+        .into_iter()
+        .enumerate()
+        .map(|(id, set)| ResetGroup {
+            id,
+            scope: set.scope,
+            bridge: set.bridge,
+            members: set.members,
+        })
+        .collect();
     let mut sorted: Vec<_> = spec.functions.iter().collect();
     sorted.sort_by_key(|f| f.address);
-    let mut reset_groups: Vec<ResetGroup> = Vec::new();
-    let mut reset_ids: HashMap<ResetKey, usize> = HashMap::new();
-    let mut functions = Vec::with_capacity(sorted.len());
-    for f in sorted {
-        let a = f.address;
-        let bridge = parent(a);
-        let (key, scope, group_bridge) = match bridge {
-            Some(rp) if rp.hotplug_slot && rp.bus_reset => (
-                ResetKey::Slot(slot_of(a)),
-                ResetScope::Slot,
-                Some(rp.address),
-            ),
-            Some(rp) if rp.bus_reset => (
-                ResetKey::Bus(a.domain, a.bus),
-                ResetScope::Bus,
-                Some(rp.address),
-            ),
-            _ => (ResetKey::Alone(a), ResetScope::Function, None),
-        };
-        let next = reset_groups.len();
-        let id = *reset_ids.entry(key).or_insert(next);
-        if id == next {
-            reset_groups.push(ResetGroup {
-                id,
-                scope,
-                bridge: group_bridge,
-                members: Vec::new(),
-            });
-        }
-        reset_groups[id].members.push(a);
-        functions.push(FunctionNode {
-            address: a,
-            parent_bridge: bridge.map(|rp| rp.address),
-            iommu_group: iommu_of.get(&a).copied().unwrap_or_default(),
-            reset_group: id,
+    let functions = sorted
+        .into_iter()
+        .map(|f| FunctionNode {
+            address: f.address,
+            parent_bridge: parent(f.address).map(|rp| rp.address),
+            iommu_group: iommu_of.get(&f.address).copied().unwrap_or_default(),
+            reset_group: sets.set_of.get(&f.address).copied().unwrap_or_default(),
             spec: f.clone(),
-        });
-    }
+        })
+        .collect();
 
     Computed {
         functions,
@@ -160,7 +151,7 @@ pub(super) fn compute(spec: &TopologySpec) -> Computed {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FunctionSpec, RootPortSpec, Topology, TopologySpec};
+    use super::super::{FunctionSpec, ResetScope, RootPortSpec, Topology, TopologySpec};
     use super::*;
 
     fn addr(s: &str) -> PciAddress {

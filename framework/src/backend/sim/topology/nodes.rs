@@ -3,8 +3,6 @@
 //!
 //! [`Topology`]: super::Topology
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::spec::FunctionSpec;
@@ -36,27 +34,7 @@ pub struct IommuGroup {
     pub members: Vec<PciAddress>,
 }
 
-/// What reset hits a reset group together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResetScope {
-    /// A hotplug slot reset: every function in the slot.
-    Slot,
-    /// A secondary bus reset of the bridge: every function on the bus.
-    Bus,
-    /// No reset reaches beyond the function; the group is the function alone.
-    Function,
-}
-
-impl fmt::Display for ResetScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResetScope::Slot => "slot",
-            ResetScope::Bus => "bus",
-            ResetScope::Function => "function",
-        })
-    }
-}
+pub use crate::pci::devset::ResetScope;
 
 /// A reset group (the kernel's vfio `dev_set`): endpoint functions one bus or slot reset hits
 /// together.
