@@ -15,6 +15,7 @@
 mod kernel;
 mod net;
 mod nvme;
+mod shared;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,10 +28,10 @@ use userpci_nvme::Controller;
 use crate::harness::{Ctx, Failure, Mode, IGB_A, IGB_B, SLOT2_FN0};
 use crate::tests::support;
 
+use shared::BLOCK_BYTES;
+
 /// The NVMe controller compared: alone in its reset group and its IOMMU group.
 const NVME_DEVICE: PciAddress = SLOT2_FN0;
-/// Bytes per I/O.
-pub const BLOCK_BYTES: usize = 4096;
 /// Queue depths compared.
 const QUEUE_DEPTHS: [usize; 2] = [1, 32];
 /// Frame size of both senders, without FCS (64 bytes on the wire).
@@ -48,26 +49,6 @@ const MEASURE_CPU: usize = 0;
 const RECEIVER_CPU: usize = 1;
 /// Seconds per measurement when the command line gives none.
 const DEFAULT_SECONDS: f64 = 4.0;
-
-/// xorshift64* (the offsets of the random reads).
-#[derive(Clone, Copy, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        ((u128::from(x.wrapping_mul(0x2545_f491_4f6c_dd1d)) * u128::from(n)) >> 64) as u64
-    }
-}
 
 /// Runs the bench; the process's exit status.
 pub fn main(args: &[String]) -> u8 {

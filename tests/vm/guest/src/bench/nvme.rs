@@ -14,7 +14,7 @@ use userpci_framework::dma::{DmaBuffer, DmaDirection};
 use userpci_framework::runtime::{affinity, spawn_local, IdlePolicy, Reactor, ReactorConfig};
 use userpci_nvme::{AsyncQueuePair, Controller, ControllerOptions, Namespace, QpairOptions};
 
-use super::{Rng, BLOCK_BYTES};
+use super::shared::{Rng, BLOCK_BYTES};
 use crate::harness::Failure;
 
 /// The options both APIs run with: one I/O queue pair, polled, shadow doorbells when offered.
