@@ -3,6 +3,7 @@
 mod address;
 pub mod devset;
 mod parse;
+pub mod status;
 pub mod sysfs;
 
 pub use address::PciAddress;
