@@ -17,6 +17,7 @@ mod demo;
 mod error;
 mod list;
 mod soak;
+mod status;
 mod topology;
 mod vfio;
 
@@ -51,6 +52,8 @@ enum Command {
     Unbind(vfio::BindArgs),
     /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
     ResetGroups(vfio::GroupArgs),
+    /// Every PCI function by reset group: holders, what a hot reset needs and what blocks it.
+    Status(status::Args),
     /// Fault soak: write-verify under many injected faults on a simulated reset group.
     Soak(soak::Args),
 }
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Unbind(args) => vfio::unbind(args),
         Command::ResetGroups(args) => vfio::reset_groups(args),
         Command::Soak(args) => soak::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,7 +71,7 @@ pub fn decide(
                     m.address
                 )),
                 None => needs.push(format!(
-                    "open {} (bound to vfio-pci, then through its cdev) and bind it to the \
+                    "open the cdev of {} (vfio-dev/vfioN in sysfs once on vfio-pci) and bind it to the \
                      caller's iommufd",
                     m.address
                 )),
