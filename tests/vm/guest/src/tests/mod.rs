@@ -11,6 +11,7 @@ mod ledger;
 mod nvme;
 mod nvme_admin;
 mod raw;
+mod status;
 pub(crate) mod support;
 mod topology;
 
@@ -59,6 +60,7 @@ pub const TESTS: &[Test] = &[
     test("coordinated_reset_refused",        Modes::Both, coordinated::coordinated_reset_refused),
     // A heterogeneous reset group: NVMe + igb in one slot (issue 9 item 5).
     test("heterogeneous_hot_reset_under_traffic", Modes::Both, heterogeneous::heterogeneous_hot_reset_under_traffic),
+    test("status_groups_match_hot_reset_info", Modes::Both, status::status_groups_match_hot_reset_info), test("status_after_setup_resets", Modes::Both, status::status_after_setup_resets), test("status_blocked_is_refused", Modes::Both, status::status_blocked_is_refused),
     // Last: it unbinds 01:00.0 from vfio-pci (and binds it back).
     test("request_irq_on_unbind",            Modes::Both, backend::request_irq_on_unbind),
 ];
