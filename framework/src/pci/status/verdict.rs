@@ -122,3 +122,95 @@ pub fn decide(
         blockers,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{ProcessHolder, ResetReach};
+    use super::*;
+
+    fn member(addr: &str, held_by: HeldBy, pids: &[u32]) -> FunctionStatus {
+        FunctionStatus {
+            address: addr.to_string(),
+            vendor_id: "0x1b36".into(),
+            device_id: "0x0010".into(),
+            name: None,
+            class: "0x010802".into(),
+            driver: Some("vfio-pci".into()),
+            iommu_group: Some(6),
+            reset_method: vec!["flr".into()],
+            reaches: ResetReach {
+                flr: true,
+                slot: false,
+                bus: true,
+            },
+            vfio_cdev: Some("vfio0".into()),
+            held_by,
+            processes: pids
+                .iter()
+                .map(|&pid| ProcessHolder {
+                    pid,
+                    comm: "app".into(),
+                    cmdline: "app".into(),
+                    file: "/dev/vfio/6".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn verdict_not_root_is_unknown_not_free() {
+        // Not root: vfio-pci functions nobody was seen holding, with some fds unreadable.
+        let v = decide(
+            ResetScope::Bus,
+            &[
+                member("0000:01:00.0", HeldBy::VfioUnknown, &[]),
+                member("0000:01:00.1", HeldBy::VfioUnknown, &[]),
+            ],
+            true,
+            "",
+        );
+        assert_eq!(v.verdict, Verdict::Unknown);
+        assert!(v.blockers.is_empty());
+    }
+
+    #[test]
+    fn verdict_one_process_holding_part_blocks_others() {
+        let v = decide(
+            ResetScope::Bus,
+            &[
+                member("0000:01:00.0", HeldBy::Processes, &[7]),
+                member("0000:01:00.1", HeldBy::VfioIdle, &[]),
+            ],
+            true,
+            "",
+        );
+        assert_eq!(v.verdict, Verdict::Blocked);
+        assert_eq!(
+            v.blockers,
+            ["0000:01:00.0 is owned by pid 7 (app) through /dev/vfio/6"]
+        );
+        let v = decide(
+            ResetScope::Bus,
+            &[
+                member("0000:01:00.0", HeldBy::Processes, &[7]),
+                member("0000:01:00.1", HeldBy::Processes, &[7]),
+            ],
+            true,
+            "",
+        );
+        assert_eq!(v.verdict, Verdict::HeldByOne { pid: 7 });
+        assert!(v.needs.is_empty());
+    }
+
+    #[test]
+    fn verdict_no_iommu_blocks() {
+        let v = decide(
+            ResetScope::Bus,
+            &[member("0000:01:00.0", HeldBy::VfioIdle, &[])],
+            false,
+            "",
+        );
+        assert_eq!(v.verdict, Verdict::Blocked);
+        assert!(v.blockers[0].starts_with("no IOMMU"));
+    }
+}
