@@ -136,8 +136,9 @@ pub fn status_after_setup_resets(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// A second process holds 01:00.1: status names it and calls the slot blocked, and this
-/// process cannot reset it. Then 01:00.1 unbound: status asks to bind it, and a reset with
+/// A second process holds 01:00.1: status names it and says this process cannot reset the
+/// slot (blocked, or held entirely by that process through the shared group fd), and this
+/// process indeed cannot. Then 01:00.1 unbound: status asks to bind it, and a reset with
 /// 01:00.0 alone is refused.
 pub fn status_blocked_is_refused(ctx: &Ctx) -> TestResult {
     let held = HeldElsewhere::start(ctx, SLOT1_FN1)?;
@@ -154,13 +155,32 @@ pub fn status_blocked_is_refused(ctx: &Ctx) -> TestResult {
         g.verdict,
         g.blockers
     );
-    ensure!(g.verdict == Verdict::Blocked, "verdict {:?}", g.verdict);
-    let prefix = format!("{SLOT1_FN1} is owned by pid ");
-    ensure!(
-        g.blockers.iter().any(|b| b.starts_with(&prefix)),
-        "no blocker names the holder of {SLOT1_FN1}: {:?}",
-        g.blockers
-    );
+    let ours = std::process::id();
+    match g.verdict {
+        // cdev mode: the helper bound 01:00.1 alone to its iommufd; 01:00.0 is free but
+        // nobody else can take it (the IOMMU group is claimed): blocked, naming the holder.
+        Verdict::Blocked => {
+            let prefix = format!("{SLOT1_FN1} is owned by pid ");
+            ensure!(
+                g.blockers.iter().any(|b| b.starts_with(&prefix)),
+                "no blocker names the holder of {SLOT1_FN1}: {:?}",
+                g.blockers
+            );
+        }
+        // Group mode: the helper's group fd /dev/vfio/<g> covers both functions (one IOMMU
+        // group): it, and only it, could reset the slot.
+        Verdict::HeldByOne { pid } if pid != ours => {
+            let file = format!("/dev/vfio/{}", ctx.iommu_group(SLOT1_FN1)?);
+            ensure!(
+                g.members
+                    .iter()
+                    .all(|m| m.processes.iter().any(|p| p.pid == pid && p.file == file)),
+                "held by pid {pid}, but not every member shows it through {file}: {:?}",
+                g.members
+            );
+        }
+        ref other => fail!("held by a second process, verdict {other:?}"),
+    }
     match attempt {
         Ok(()) => fail!("status said blocked, yet the hot reset went through"),
         Err(e) => note!("refused as status said: {e}"),
