@@ -6,6 +6,8 @@
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 //! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
 //!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
+//! - `userpci nvme identify|perf`, `userpci net pktgen|fwd`: the NVMe and NIC tools
+//!   (`userpci::tools`), on the device models unless given `--device`.
 //!
 //! Everything goes to standard output through `userpci::outln!`, so that a closed pipe ends
 //! the tool quietly (`userpci demo | head -1`); `println!` would panic there.
@@ -16,6 +18,7 @@ mod copy_demo;
 mod demo;
 mod error;
 mod list;
+mod tools;
 mod topology;
 mod vfio;
 
@@ -50,6 +53,12 @@ enum Command {
     Unbind(vfio::BindArgs),
     /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
     ResetGroups(vfio::GroupArgs),
+    /// NVMe tools: `identify`, `perf` (the controller model unless `--device BDF`).
+    #[command(subcommand)]
+    Nvme(tools::NvmeCommand),
+    /// NIC tools: `pktgen`, `fwd` (82599 model ports unless `--device`/`--devices`).
+    #[command(subcommand)]
+    Net(tools::NetCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +78,9 @@ fn main() -> ExitCode {
         Command::Bind(args) => vfio::bind(args),
         Command::Unbind(args) => vfio::unbind(args),
         Command::ResetGroups(args) => vfio::reset_groups(args),
+        // The tools print their own report and error and choose their exit status.
+        Command::Nvme(command) => return tools::nvme(command),
+        Command::Net(command) => return tools::net(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::framework::pci::PciAddress;
 use serde::Serialize;
-use userpci::framework::pci::PciAddress;
 
-use super::WIRE_OVERHEAD;
+use super::args::WIRE_OVERHEAD;
 
 /// One port's totals.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -245,5 +245,14 @@ impl Progress {
         }
         self.last = now;
         self.next += Duration::from_secs(1);
+    }
+}
+
+impl crate::tools::run::ToolReport for NetReport {
+    fn to_text(&self) -> String {
+        NetReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        NetReport::to_json(self)
     }
 }

@@ -34,22 +34,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use crate::framework::backend::sim::SimClock;
+use crate::framework::device::PciFunction;
+use crate::framework::dma::{DmaBuffer, DmaDirection};
+use crate::framework::runtime::affinity;
+use crate::framework::runtime::{
+    add_poller, remove_poller, spawn_local, IdlePolicy, Reactor, ReactorConfig,
+};
+use crate::framework::time::Clock;
+use crate::nvme::{
+    Controller, ControllerOptions, Error as NvmeError, Namespace, QpairOptions, Rejected,
+};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use userpci::framework::backend::sim::SimClock;
-use userpci::framework::device::PciFunction;
-use userpci::framework::dma::{DmaBuffer, DmaDirection};
-use userpci::framework::runtime::affinity;
-use userpci::framework::runtime::{
-    add_poller, remove_poller, spawn_local, IdlePolicy, Reactor, ReactorConfig,
-};
-use userpci::framework::time::Clock;
-use userpci::nvme::{
-    Controller, ControllerOptions, Error as NvmeError, Namespace, QpairOptions, Rejected,
-};
 
-use super::device::{invalid, DeviceArgs, ExampleError, Opened, Result};
+use super::device::{invalid, DeviceArgs, Opened, Result, ToolError};
 
 /// Highest latency the histograms track: one minute.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -576,7 +576,7 @@ struct RawSlot {
 
 /// Submits slot `index`'s next I/O; on a refusal the buffer goes back to the slot.
 fn submit_raw<F: PciFunction>(
-    qp: &mut userpci::nvme::IoQueuePair<F, u32, DmaBuffer>,
+    qp: &mut crate::nvme::IoQueuePair<F, u32, DmaBuffer>,
     ns: &Namespace,
     plan: &Plan,
     picker: &mut Picker,
@@ -612,7 +612,7 @@ fn submit_raw<F: PciFunction>(
 
 /// A raw worker, ready to start.
 struct RawWorker<F: PciFunction> {
-    qp: userpci::nvme::IoQueuePair<F, u32, DmaBuffer>,
+    qp: crate::nvme::IoQueuePair<F, u32, DmaBuffer>,
     slots: Vec<RawSlot>,
     /// Slots whose I/O completed in the last poll, and whether it succeeded.
     completed: Vec<(u32, bool)>,
@@ -728,7 +728,7 @@ fn run_raw<F: PciFunction>(
 
 /// What the tasks of one async worker share.
 struct AsyncCore<F: PciFunction> {
-    qp: userpci::nvme::AsyncQueuePair<F>,
+    qp: crate::nvme::AsyncQueuePair<F>,
     ns: Namespace,
     plan: Plan,
     picker: RefCell<Picker>,
@@ -973,12 +973,12 @@ fn run_on<F: PciFunction>(
             .enumerate()
             .map(|(index, handle)| match handle {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| {
-                    Err(ExampleError::WorkerPanicked {
+                    Err(ToolError::WorkerPanicked {
                         core: plan.cpus[index],
                         message: panic_message(panic),
                     })
                 }),
-                Err(source) => Err(userpci::framework::Error::Runtime {
+                Err(source) => Err(crate::framework::Error::Runtime {
                     op: "spawn a worker thread",
                     source,
                 }
@@ -1093,20 +1093,7 @@ pub fn controller_options(cores: usize) -> ControllerOptions {
     }
 }
 
-/// Checks the arguments, opens the device, runs the workers and summarises.
-/// Set by Ctrl-C: the workers stop submitting at their next completion, the I/Os in flight
-/// drain, and the run reports what it did so far.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// True once the run was asked to end early (one relaxed load per reaped batch).
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
-
-/// Asks a running (or the next) run to end early and report (the Ctrl-C handler; tests).
-pub fn request_stop() {
-    STOP.store(true, Ordering::Relaxed);
-}
+pub use crate::tools::run::{request_stop, stop_requested};
 
 pub fn run(args: &PerfArgs) -> Result<PerfReport> {
     let cpus = check_args(args)?;
@@ -1222,4 +1209,22 @@ impl PerfReport {
         }
         out
     }
+}
+
+impl crate::tools::run::ToolReport for PerfReport {
+    fn to_text(&self) -> String {
+        PerfReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        PerfReport::to_json(self)
+    }
+    fn failure(&self) -> Option<String> {
+        (self.errors > 0).then(|| format!("{} I/O error(s)", self.errors))
+    }
+}
+
+/// `userpci nvme perf` (and the `nvme_perf` example): Ctrl-C stops submitting, lets the I/Os
+/// in flight drain and prints the partial report.
+pub fn main(args: &PerfArgs) -> std::process::ExitCode {
+    crate::tools::run::tool_main("nvme perf", args.json, |_progress| run(args))
 }

@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
+use crate::framework::device::{PciFunction, PciFunctionExt};
+use crate::nvme::{Controller, ControllerOptions};
 use clap::Parser;
 use serde::Serialize;
-use userpci::framework::device::{PciFunction, PciFunctionExt};
-use userpci::nvme::{Controller, ControllerOptions};
 
 use super::device::{DeviceArgs, Opened, Result};
 
@@ -410,4 +410,18 @@ impl IdentifyReport {
         }
         out
     }
+}
+
+impl crate::tools::run::ToolReport for IdentifyReport {
+    fn to_text(&self) -> String {
+        IdentifyReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        IdentifyReport::to_json(self)
+    }
+}
+
+/// `userpci nvme identify` (and the `nvme_identify` example).
+pub fn main(args: &IdentifyArgs) -> std::process::ExitCode {
+    crate::tools::run::report_main("nvme identify", args.json, |_progress| run(args))
 }
