@@ -39,7 +39,7 @@ fn check_json(report: &NetReport) {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     for field in [
         "mpps",
-        "gbps",
+        "gbits_per_s",
         "packets",
         "dropped",
         "ns_per_packet",

@@ -126,7 +126,7 @@ fn check_verify(report: &PerfReport, api: &str) {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     for field in [
         "iops",
-        "mbps",
+        "mbytes_per_s",
         "lat_p50_ns",
         "lat_p99_ns",
         "lat_p999_ns",

@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::output::OutputError;
 
+/// The version of the tools' JSON objects (the `schema` field); bumped when a field changes
+/// meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Whether Ctrl-C (or a closed stdout) asked the running loop to end and report.

@@ -17,13 +17,19 @@ pub struct PortReport {
     pub tx_packets: u64,
     pub rx_mpps: f64,
     pub tx_mpps: f64,
+    #[serde(rename = "rx_gbits_per_s")]
     pub rx_gbps: f64,
+    #[serde(rename = "tx_gbits_per_s")]
     pub tx_gbps: f64,
 }
 
 /// What a run did. `packets` are the packets transmitted (`pktgen`) or forwarded (`fwd`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct NetReport {
+    /// [`crate::tools::run::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Ctrl-C ended the run early: the figures cover the part that ran.
+    pub interrupted: bool,
     pub tool: &'static str,
     /// `sim` (the models) or `vfio` (real functions).
     pub backend: &'static str,
@@ -38,6 +44,7 @@ pub struct NetReport {
     pub dropped: u64,
     pub mpps: f64,
     /// Wire rate: (frame + FCS + preamble + IFG) × 8.
+    #[serde(rename = "gbits_per_s")]
     pub gbps: f64,
     /// Wall time of the loop per packet (model included in the simulated case).
     pub ns_per_packet: f64,
@@ -178,6 +185,8 @@ pub fn finish(
     };
     let mhz = cpu_mhz();
     NetReport {
+        schema: crate::tools::run::SCHEMA_VERSION,
+        interrupted: crate::tools::run::stop_requested(),
         tool,
         backend,
         driver,

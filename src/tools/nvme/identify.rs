@@ -104,6 +104,8 @@ pub struct UnusableReport {
 /// Everything `nvme_identify` prints.
 #[derive(Serialize, Debug, Clone)]
 pub struct IdentifyReport {
+    /// [`crate::tools::run::SCHEMA_VERSION`].
+    pub schema: u32,
     /// `"sim"` (the controller model) or `"vfio"`.
     pub backend: &'static str,
     pub device: String,
@@ -216,6 +218,7 @@ pub fn report<F: PciFunction>(
         })
         .collect();
     Ok(IdentifyReport {
+        schema: crate::tools::run::SCHEMA_VERSION,
         backend,
         device: ctrl.device().to_string(),
         vid: format!("{vid:#06x}"),
