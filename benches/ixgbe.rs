@@ -21,13 +21,11 @@
 //!
 //! `cargo bench --bench ixgbe` (`-- --quick` for a short run).
 
-#[path = "../examples/common/net.rs"]
-mod net;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use userpci::tools::net;
 
 const BATCHES: [usize; 4] = [1, 8, 32, 64];
 const SIZE: usize = 60;

@@ -9,18 +9,16 @@
 //! ```
 //!
 //! By default two 82599 model ports fed by the model's traffic generators. See
-//! `examples/common/net.rs` for what is measured and how.
-
-#![deny(clippy::print_stdout, clippy::print_stderr)]
-
-#[path = "common/net.rs"]
-mod net;
+//! `src/tools/net/mod.rs` for what is measured and how.
+//!
+//! A thin wrapper over `userpci net fwd`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use userpci::tools::net::{self, FwdArgs};
 
 fn main() -> ExitCode {
-    let args = net::FwdArgs::parse();
-    net::example_main("fwd", args.json, |progress| net::run_fwd(&args, progress))
+    userpci::tools::init_logging();
+    net::fwd_main(&FwdArgs::parse())
 }

@@ -6,36 +6,15 @@
 //! cargo run --release --example nvme_identify -- --model-lba-size 4096 --model-namespaces 2
 //! cargo run --release --example nvme_identify -- --device 0000:01:00.0   # bound to vfio-pci
 //! ```
-
-#![deny(clippy::print_stdout, clippy::print_stderr)]
-
-mod common;
+//!
+//! A thin wrapper over `userpci nvme identify` (`src/tools/nvme/identify.rs`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::identify::{self, IdentifyArgs};
+use userpci::tools::nvme::identify::{self, IdentifyArgs};
 
 fn main() -> ExitCode {
-    common::init_logging();
-    let args = IdentifyArgs::parse();
-    match identify::run(&args) {
-        Ok(report) => {
-            let written = if args.json {
-                userpci::outln!("{}", report.to_json())
-            } else {
-                userpci::out!("{}", report.to_text())
-            };
-            // A reader that closed the pipe (`| head`) has what it wanted.
-            if let Some(err) = written.err().filter(|e| !e.is_closed()) {
-                userpci::errln!("nvme_identify: {err}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            userpci::errln!("nvme_identify: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    userpci::tools::init_logging();
+    identify::main(&IdentifyArgs::parse())
 }

@@ -8,51 +8,17 @@
 //! cargo run --release --example nvme_perf -- --device 0000:01:00.0 --rw randread
 //! ```
 //!
-//! See `examples/common/perf.rs` for what is measured and how. Ctrl-C ends the run with the
+//! See `src/tools/nvme/perf.rs` for what is measured and how. Ctrl-C ends the run with the
 //! partial report.
-
-#![deny(clippy::print_stdout, clippy::print_stderr)]
-
-mod common;
+//!
+//! A thin wrapper over `userpci nvme perf`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::perf::{self, PerfArgs};
+use userpci::tools::nvme::perf::{self, PerfArgs};
 
 fn main() -> ExitCode {
-    common::init_logging();
-    let args = PerfArgs::parse();
-    // Ctrl-C: stop submitting, drain, print the partial report; a second one exits at once.
-    if let Err(err) = ctrlc::set_handler(|| {
-        if perf::stop_requested() {
-            std::process::exit(130);
-        }
-        perf::request_stop();
-    }) {
-        tracing::warn!("nvme_perf: Ctrl-C will not end the run with a summary: {err}");
-    }
-    match perf::run(&args) {
-        Ok(report) => {
-            let written = if args.json {
-                userpci::outln!("{}", report.to_json())
-            } else {
-                userpci::out!("{}", report.to_text())
-            };
-            // A reader that closed the pipe (`| head`) has what it wanted.
-            if let Some(err) = written.err().filter(|e| !e.is_closed()) {
-                userpci::errln!("nvme_perf: {err}");
-                return ExitCode::FAILURE;
-            }
-            if report.errors > 0 {
-                userpci::errln!("nvme_perf: {} I/O error(s)", report.errors);
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            userpci::errln!("nvme_perf: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    userpci::tools::init_logging();
+    perf::main(&PerfArgs::parse())
 }

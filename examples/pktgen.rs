@@ -9,20 +9,16 @@
 //! ```
 //!
 //! By default two 82599 model ports linked by a wire: A transmits, B receives and frees.
-//! See `examples/common/net.rs` for what is measured and how.
-
-#![deny(clippy::print_stdout, clippy::print_stderr)]
-
-#[path = "common/net.rs"]
-mod net;
+//! See `src/tools/net/mod.rs` for what is measured and how.
+//!
+//! A thin wrapper over `userpci net pktgen`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use userpci::tools::net::{self, PktgenArgs};
 
 fn main() -> ExitCode {
-    let args = net::PktgenArgs::parse();
-    net::example_main("pktgen", args.json, |progress| {
-        net::run_pktgen(&args, progress)
-    })
+    userpci::tools::init_logging();
+    net::pktgen_main(&PktgenArgs::parse())
 }

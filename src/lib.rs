@@ -49,6 +49,7 @@ pub mod blocking;
 pub mod output;
 pub mod sim;
 pub mod soak;
+pub mod tools;
 
 pub use userpci_framework as framework;
 pub use userpci_igb as igb;

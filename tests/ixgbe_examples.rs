@@ -1,34 +1,33 @@
-//! The ixgbe examples' logic (`examples/common/net.rs`), run as `pktgen` and `fwd` run it, on
+//! The ixgbe examples' logic (`userpci::tools::net`), run as `pktgen` and `fwd` run it, on
 //! the model, briefly: packets flow, every drop is accounted, the JSON has its fields, and bad
 //! arguments fail naming the value at fault.
 
-#[path = "../examples/common/net.rs"]
-mod net;
+use userpci::tools::net;
 
 use clap::Parser;
-use net::{FwdArgs, NetError, NetReport, PktgenArgs};
+use net::{FwdArgs, NetReport, PktgenArgs, ToolError};
 
-fn pktgen_args(extra: &[&str]) -> Result<PktgenArgs, NetError> {
+fn pktgen_args(extra: &[&str]) -> Result<PktgenArgs, ToolError> {
     Ok(PktgenArgs::try_parse_from(
         std::iter::once("pktgen").chain(extra.iter().copied()),
     )?)
 }
 
-fn fwd_args(extra: &[&str]) -> Result<FwdArgs, NetError> {
+fn fwd_args(extra: &[&str]) -> Result<FwdArgs, ToolError> {
     Ok(FwdArgs::try_parse_from(
         std::iter::once("fwd").chain(extra.iter().copied()),
     )?)
 }
 
-fn pktgen(extra: &[&str]) -> Result<NetReport, NetError> {
+fn pktgen(extra: &[&str]) -> Result<NetReport, ToolError> {
     net::run_pktgen(&pktgen_args(extra)?, &mut |_| {})
 }
 
-fn fwd(extra: &[&str]) -> Result<NetReport, NetError> {
+fn fwd(extra: &[&str]) -> Result<NetReport, ToolError> {
     net::run_fwd(&fwd_args(extra)?, &mut |_| {})
 }
 
-fn error_of(result: Result<NetReport, NetError>) -> String {
+fn error_of(result: Result<NetReport, ToolError>) -> String {
     match result {
         Ok(report) => panic!("ran: {}", report.to_text()),
         Err(err) => err.to_string(),
@@ -40,7 +39,7 @@ fn check_json(report: &NetReport) {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     for field in [
         "mpps",
-        "gbps",
+        "gbits_per_s",
         "packets",
         "dropped",
         "ns_per_packet",
@@ -163,7 +162,7 @@ fn real_ports_get_the_driver_of_their_ids() {
         "an Intel NVMe controller"
     );
     assert_eq!(Driver::for_ids(0x15b3, 0x10FB), None, "not Intel");
-    let err = NetError::UnsupportedNic {
+    let err = ToolError::UnsupportedNic {
         address: "0000:03:00.0".parse().unwrap(),
         vendor: 0x1af4,
         device: 0x1041,

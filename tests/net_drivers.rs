@@ -1,8 +1,7 @@
-//! pktgen and fwd pick a real port's driver by its PCI ids (`examples/common/net/hw.rs`):
+//! pktgen and fwd pick a real port's driver by its PCI ids (`src/tools/net/hw.rs`):
 //! an 82599 runs on userpci-ixgbe, an 82576 on userpci-igb, anything else is refused.
 
-#[path = "../examples/common/net.rs"]
-mod net;
+use userpci::tools::net;
 
 use net::hw::Driver;
 use userpci::igb::IGB_82576_DEVICE_IDS;

@@ -2,8 +2,7 @@
 //! with the partial report; progress lines go to a terminal only. Its own test binary, since
 //! the stop request is process-wide.
 
-#[path = "../examples/common/net.rs"]
-mod net;
+use userpci::tools::net;
 
 use std::time::Instant;
 

@@ -1,12 +1,11 @@
-//! The NVMe examples' logic (`examples/common/`), run as `nvme_identify` and `nvme_perf` run it:
+//! The NVMe examples' logic (`userpci::tools::nvme`), run as `nvme_identify` and `nvme_perf` run it:
 //! identify fields, short perf runs in verify mode on both APIs and on a delayed model, and
 //! the argument checks, each of which must name the value at fault.
 
-#[path = "../examples/common/mod.rs"]
-mod common;
+use userpci::tools::nvme as common;
 
 use clap::Parser;
-use common::device::ExampleError;
+use common::device::ToolError;
 use common::identify::{self, IdentifyArgs};
 use common::perf::{self, PerfArgs, PerfReport};
 
@@ -15,13 +14,13 @@ fn identify_args(extra: &[&str]) -> IdentifyArgs {
         .expect("arguments parse")
 }
 
-fn perf_args(extra: &[&str]) -> Result<PerfArgs, ExampleError> {
+fn perf_args(extra: &[&str]) -> Result<PerfArgs, ToolError> {
     Ok(PerfArgs::try_parse_from(
         std::iter::once("nvme_perf").chain(extra.iter().copied()),
     )?)
 }
 
-fn run_perf(extra: &[&str]) -> Result<PerfReport, ExampleError> {
+fn run_perf(extra: &[&str]) -> Result<PerfReport, ToolError> {
     perf::run(&perf_args(extra)?)
 }
 
@@ -109,7 +108,7 @@ fn identify_on_a_real_device_fails_with_the_backends_error() {
     // Whatever this machine has (no IOMMU, no such device, not bound to vfio-pci), the
     // backend's error comes back instead of a panic.
     let err = identify::run(&identify_args(&["--device", "0000:ff:1f.7"])).unwrap_err();
-    assert!(matches!(err, ExampleError::Framework(_)), "{err:?}");
+    assert!(matches!(err, ToolError::Framework(_)), "{err:?}");
     assert!(!err.to_string().is_empty());
     // Model options with a real device are refused by the parser.
     let err = IdentifyArgs::try_parse_from(["x", "--device", "01:00.0", "--model-blocks", "5"])
@@ -127,7 +126,7 @@ fn check_verify(report: &PerfReport, api: &str) {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     for field in [
         "iops",
-        "mbps",
+        "mbytes_per_s",
         "lat_p50_ns",
         "lat_p99_ns",
         "lat_p999_ns",

@@ -2,8 +2,7 @@
 //! I/Os in flight drain, and the partial report comes out, for the raw and the async path.
 //! Its own test binary, since the stop request is process-wide.
 
-#[path = "../examples/common/mod.rs"]
-mod common;
+use userpci::tools::nvme as common;
 
 use std::time::Instant;
 

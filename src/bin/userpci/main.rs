@@ -6,6 +6,8 @@
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 //! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
 //!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
+//! - `userpci nvme identify|perf`, `userpci net pktgen|fwd`: the NVMe and NIC tools
+//!   (`userpci::tools`), on the device models unless given `--device`.
 //!
 //! Everything goes to standard output through `userpci::outln!`, so that a closed pipe ends
 //! the tool quietly (`userpci demo | head -1`); `println!` would panic there.
@@ -18,6 +20,7 @@ mod error;
 mod list;
 mod soak;
 mod status;
+mod tools;
 mod topology;
 mod vfio;
 
@@ -56,6 +59,12 @@ enum Command {
     Status(status::Args),
     /// Fault soak: write-verify under many injected faults on a simulated reset group.
     Soak(soak::Args),
+    /// NVMe tools: `identify`, `perf` (the controller model unless `--device BDF`).
+    #[command(subcommand)]
+    Nvme(tools::NvmeCommand),
+    /// NIC tools: `pktgen`, `fwd` (82599 model ports unless `--device`/`--devices`).
+    #[command(subcommand)]
+    Net(tools::NetCommand),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +86,9 @@ fn main() -> ExitCode {
         Command::ResetGroups(args) => vfio::reset_groups(args),
         Command::Soak(args) => soak::run(args),
         Command::Status(args) => status::run(args),
+        // The tools print their own report and error and choose their exit status.
+        Command::Nvme(command) => return tools::nvme(command),
+        Command::Net(command) => return tools::net(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

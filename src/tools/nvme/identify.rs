@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
+use crate::framework::device::{PciFunction, PciFunctionExt};
+use crate::nvme::{Controller, ControllerOptions};
 use clap::Parser;
 use serde::Serialize;
-use userpci::framework::device::{PciFunction, PciFunctionExt};
-use userpci::nvme::{Controller, ControllerOptions};
 
 use super::device::{DeviceArgs, Opened, Result};
 
@@ -104,6 +104,8 @@ pub struct UnusableReport {
 /// Everything `nvme_identify` prints.
 #[derive(Serialize, Debug, Clone)]
 pub struct IdentifyReport {
+    /// [`crate::tools::run::SCHEMA_VERSION`].
+    pub schema: u32,
     /// `"sim"` (the controller model) or `"vfio"`.
     pub backend: &'static str,
     pub device: String,
@@ -216,6 +218,7 @@ pub fn report<F: PciFunction>(
         })
         .collect();
     Ok(IdentifyReport {
+        schema: crate::tools::run::SCHEMA_VERSION,
         backend,
         device: ctrl.device().to_string(),
         vid: format!("{vid:#06x}"),
@@ -410,4 +413,18 @@ impl IdentifyReport {
         }
         out
     }
+}
+
+impl crate::tools::run::ToolReport for IdentifyReport {
+    fn to_text(&self) -> String {
+        IdentifyReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        IdentifyReport::to_json(self)
+    }
+}
+
+/// `userpci nvme identify` (and the `nvme_identify` example).
+pub fn main(args: &IdentifyArgs) -> std::process::ExitCode {
+    crate::tools::run::report_main("nvme identify", args.json, |_progress| run(args))
 }

@@ -3,14 +3,14 @@
 //! loops are generic over [`NetPort`], so what runs on a port is a [`PortJob`], called once
 //! with the driver's concrete type.
 
-use userpci::framework::backend::vfio::{VfioContext, VfioFunction, VfioOptions};
-use userpci::framework::device::PciFunctionExt;
-use userpci::framework::net::NetPort;
-use userpci::framework::pci::PciAddress;
-use userpci::igb::{IgbDevice, IgbOptions, IGB_82576_DEVICE_IDS};
-use userpci::ixgbe::{IxgbeDevice, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS};
+use crate::framework::backend::vfio::{VfioContext, VfioFunction, VfioOptions};
+use crate::framework::device::PciFunctionExt;
+use crate::framework::net::NetPort;
+use crate::framework::pci::PciAddress;
+use crate::igb::{IgbDevice, IgbOptions, IGB_82576_DEVICE_IDS};
+use crate::ixgbe::{IxgbeDevice, IxgbeOptions, INTEL_VENDOR_ID, IXGBE_82599_DEVICE_IDS};
 
-use super::{NetError, Result};
+use crate::tools::error::{Result, ToolError};
 
 /// Work on one or more ports of one driver.
 pub trait PortJob {
@@ -19,7 +19,7 @@ pub trait PortJob {
     /// Runs on `ports` (in the order their addresses were given).
     fn run<P: NetPort>(self, ports: Vec<P>) -> Result<Self::Output>
     where
-        NetError: From<P::Error>;
+        ToolError: From<P::Error>;
 }
 
 /// The NIC drivers the tools know.
@@ -57,7 +57,7 @@ impl Driver {
 fn open_vfio(context: &VfioContext, address: PciAddress) -> Result<(VfioFunction, Driver)> {
     let function = context.open(address)?;
     let (vendor, device) = function.ids()?;
-    let driver = Driver::for_ids(vendor, device).ok_or_else(|| NetError::UnsupportedNic {
+    let driver = Driver::for_ids(vendor, device).ok_or_else(|| ToolError::UnsupportedNic {
         address,
         vendor,
         device,
@@ -76,7 +76,7 @@ pub fn with_ports<J: PortJob>(addresses: &[PciAddress], job: J) -> Result<J::Out
     }
     let driver = functions.first().map(|(_, (_, d))| *d);
     if let Some((address, (_, other))) = functions.iter().find(|(_, (_, d))| Some(*d) != driver) {
-        return Err(NetError::MixedDrivers {
+        return Err(ToolError::MixedDrivers {
             first: addresses[0],
             first_driver: driver.map_or("none", Driver::name),
             other: *address,

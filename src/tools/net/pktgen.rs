@@ -3,19 +3,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use userpci::framework::backend::sim::SimClock;
-use userpci::framework::dma::PoolBuffer;
-use userpci::framework::net::{NetPort, NetRx, NetTx};
-use userpci::framework::pci::PciAddress;
-use userpci::ixgbe::model::{self, IxgbeModel};
-use userpci::ixgbe::IxgbeDevice;
+use crate::framework::backend::sim::SimClock;
+use crate::framework::dma::PoolBuffer;
+use crate::framework::net::{NetPort, NetRx, NetTx};
+use crate::framework::pci::PciAddress;
+use crate::ixgbe::model::{self, IxgbeModel};
+use crate::ixgbe::IxgbeDevice;
 
+use super::args::{PktgenArgs, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B};
 use super::hw::{self, PortJob};
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, sim_bus, sim_options};
-use super::{
-    stop_requested, NetError, PktgenArgs, Result, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B,
-};
+use crate::tools::error::{Result, ToolError};
+use crate::tools::run::stop_requested;
 
 /// The frame `pktgen` sends: IPv4/UDP from A's MAC to B's, `size` bytes without FCS.
 pub fn pktgen_frame(size: usize) -> Vec<u8> {
@@ -67,7 +67,7 @@ impl PortJob for HardwarePktgen<'_> {
 
     fn run<P: NetPort>(self, ports: Vec<P>) -> Result<NetReport>
     where
-        NetError: From<P::Error>,
+        ToolError: From<P::Error>,
     {
         let args = self.args;
         let dev = &ports[0];
@@ -189,7 +189,7 @@ fn pktgen_sim_wire(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
     let mut bufs = Vec::with_capacity(args.batch.max(64));
     let step = Duration::from_nanos(1);
     let drain =
-        |rx: &mut userpci::ixgbe::RxQueue<_>, bufs: &mut Vec<PoolBuffer>, clock: &SimClock| {
+        |rx: &mut crate::ixgbe::RxQueue<_>, bufs: &mut Vec<PoolBuffer>, clock: &SimClock| {
             clock.advance(step);
             while rx.rx_batch(bufs, usize::MAX) > 0 {
                 bufs.clear();
@@ -198,9 +198,8 @@ fn pktgen_sim_wire(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
     let start = Instant::now();
     let sent = {
         let rx_cell = std::cell::RefCell::new(&mut rx);
-        let mut between = |_: &mut userpci::ixgbe::TxQueue<_>| {
-            drain(&mut rx_cell.borrow_mut(), &mut bufs, &clock)
-        };
+        let mut between =
+            |_: &mut crate::ixgbe::TxQueue<_>| drain(&mut rx_cell.borrow_mut(), &mut bufs, &clock);
         let mut counters = || {
             let s = rx_cell.borrow().counters();
             (s.packets, s.bytes)
@@ -226,7 +225,7 @@ fn pktgen_sim_wire(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
     let r = rx.counters();
     let mb = bus
         .with_model(addr(SIM_B), |m: &mut IxgbeModel| m.stats())
-        .map_err(NetError::Framework)?;
+        .map_err(ToolError::Framework)?;
     let w = wire.stats();
     let drops = Drops {
         rx_missed: mb.rx_missed + mb.rx_queue_drops,

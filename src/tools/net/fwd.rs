@@ -3,15 +3,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use userpci::framework::dma::PoolBuffer;
-use userpci::framework::net::{NetPort, NetRx, NetTx};
-use userpci::framework::pci::PciAddress;
-use userpci::ixgbe::model::IxgbeModel;
+use crate::framework::dma::PoolBuffer;
+use crate::framework::net::{NetPort, NetRx, NetTx};
+use crate::framework::pci::PciAddress;
+use crate::ixgbe::model::IxgbeModel;
 
+use super::args::{FwdArgs, CLOCK_EVERY, SIM_A, SIM_B};
 use super::hw::{self, PortJob};
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, fwd_sim};
-use super::{stop_requested, FwdArgs, NetError, Result, CLOCK_EVERY, SIM_A, SIM_B};
+use crate::tools::error::{Result, ToolError};
+use crate::tools::run::stop_requested;
 
 /// Two ports' queues and buffers, forwarding both ways.
 pub struct Forwarder<P: NetPort> {
@@ -28,7 +30,7 @@ impl<P: NetPort> Forwarder<P> {
     /// Takes queue 0 of both ports.
     pub fn new(a: &P, b: &P, batch: usize) -> Result<Self>
     where
-        NetError: From<P::Error>,
+        ToolError: From<P::Error>,
     {
         Ok(Forwarder {
             rx: [a.take_rx_queue(0)?, b.take_rx_queue(0)?],
@@ -131,7 +133,7 @@ impl PortJob for HardwareFwd<'_> {
 
     fn run<P: NetPort>(self, ports: Vec<P>) -> Result<NetReport>
     where
-        NetError: From<P::Error>,
+        ToolError: From<P::Error>,
     {
         let (a, b) = (&ports[0], &ports[1]);
         let addresses = [a.address(), b.address()];

@@ -30,26 +30,26 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use crate::framework::backend::sim::SimClock;
+use crate::framework::device::PciFunction;
+use crate::framework::dma::{DmaBuffer, DmaDirection};
+use crate::framework::runtime::affinity;
+use crate::framework::runtime::{
+    add_poller, remove_poller, spawn_local, IdlePolicy, Reactor, ReactorConfig,
+};
+use crate::framework::time::Clock;
+use crate::nvme::{
+    Controller, ControllerOptions, Error as NvmeError, Namespace, QpairOptions, Rejected,
+};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use userpci::framework::backend::sim::SimClock;
-use userpci::framework::device::PciFunction;
-use userpci::framework::dma::{DmaBuffer, DmaDirection};
-use userpci::framework::runtime::affinity;
-use userpci::framework::runtime::{
-    add_poller, remove_poller, spawn_local, IdlePolicy, Reactor, ReactorConfig,
-};
-use userpci::framework::time::Clock;
-use userpci::nvme::{
-    Controller, ControllerOptions, Error as NvmeError, Namespace, QpairOptions, Rejected,
-};
 
-use super::device::{invalid, DeviceArgs, ExampleError, Opened, Result};
+use super::device::{invalid, DeviceArgs, Opened, Result, ToolError};
 
 /// Highest latency the histograms track: one minute.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -146,6 +146,7 @@ pub struct CoreReport {
     pub mismatches: u64,
     pub seconds: f64,
     pub iops: f64,
+    #[serde(rename = "mbytes_per_s")]
     pub mbps: f64,
     pub lat_mean_ns: f64,
     pub lat_min_ns: u64,
@@ -158,6 +159,10 @@ pub struct CoreReport {
 /// The whole run.
 #[derive(Serialize, Debug, Clone)]
 pub struct PerfReport {
+    /// [`crate::tools::run::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Ctrl-C ended the run early: the figures cover the part that ran.
+    pub interrupted: bool,
     /// `"sim"` (the controller model) or `"vfio"`.
     pub backend: &'static str,
     pub device: String,
@@ -178,6 +183,7 @@ pub struct PerfReport {
     /// Sum over the cores.
     pub iops: f64,
     /// Megabytes (10^6 bytes) per second, summed over the cores.
+    #[serde(rename = "mbytes_per_s")]
     pub mbps: f64,
     pub lat_mean_ns: f64,
     pub lat_min_ns: u64,
@@ -239,7 +245,38 @@ impl CoreStats {
 
     fn record(&mut self, latency_ns: u64) {
         self.ios += 1;
+        // The progress line's count, shared by the cores: one atomic add per batch of I/Os
+        // keeps the cache line quiet.
+        if self.ios.is_multiple_of(PROGRESS_BATCH) {
+            PROGRESS_IOS.fetch_add(PROGRESS_BATCH, Ordering::Relaxed);
+        }
         self.histogram.saturating_record(latency_ns);
+    }
+}
+
+/// I/Os completed by all cores so far, in steps of [`PROGRESS_BATCH`], for the progress line.
+static PROGRESS_IOS: AtomicU64 = AtomicU64::new(0);
+const PROGRESS_BATCH: u64 = 1024;
+
+/// Waits for the workers, printing a progress line once a second meanwhile.
+fn progress_while_running(running: &dyn Fn() -> bool, bs: u64, progress: &mut dyn FnMut(&str)) {
+    let start = Instant::now();
+    let mut last = (start, PROGRESS_IOS.load(Ordering::Relaxed));
+    while running() {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        let since = now.duration_since(last.0);
+        if since >= Duration::from_secs(1) {
+            let ios = PROGRESS_IOS.load(Ordering::Relaxed);
+            let iops = (ios - last.1) as f64 / since.as_secs_f64();
+            progress(&format!(
+                "{:>6.1} s  {:>12.0} IOPS  {:>10.1} MB/s",
+                now.duration_since(start).as_secs_f64(),
+                iops,
+                iops * bs as f64 / 1e6
+            ));
+            last = (now, ios);
+        }
     }
 }
 
@@ -576,7 +613,7 @@ struct RawSlot {
 
 /// Submits slot `index`'s next I/O; on a refusal the buffer goes back to the slot.
 fn submit_raw<F: PciFunction>(
-    qp: &mut userpci::nvme::IoQueuePair<F, u32, DmaBuffer>,
+    qp: &mut crate::nvme::IoQueuePair<F, u32, DmaBuffer>,
     ns: &Namespace,
     plan: &Plan,
     picker: &mut Picker,
@@ -612,7 +649,7 @@ fn submit_raw<F: PciFunction>(
 
 /// A raw worker, ready to start.
 struct RawWorker<F: PciFunction> {
-    qp: userpci::nvme::IoQueuePair<F, u32, DmaBuffer>,
+    qp: crate::nvme::IoQueuePair<F, u32, DmaBuffer>,
     slots: Vec<RawSlot>,
     /// Slots whose I/O completed in the last poll, and whether it succeeded.
     completed: Vec<(u32, bool)>,
@@ -728,7 +765,7 @@ fn run_raw<F: PciFunction>(
 
 /// What the tasks of one async worker share.
 struct AsyncCore<F: PciFunction> {
-    qp: userpci::nvme::AsyncQueuePair<F>,
+    qp: crate::nvme::AsyncQueuePair<F>,
     ns: Namespace,
     plan: Plan,
     picker: RefCell<Picker>,
@@ -936,6 +973,7 @@ fn run_on<F: PciFunction>(
     cpus: Vec<usize>,
     backend: &'static str,
     virtual_clock: Option<Arc<SimClock>>,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<PerfReport> {
     let ns = match args.nsid {
         Some(nsid) => ctrl.namespace(nsid).map_err(|_| {
@@ -968,17 +1006,23 @@ fn run_on<F: PciFunction>(
                     })
             })
             .collect();
+        let running = || {
+            handles
+                .iter()
+                .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
+        };
+        progress_while_running(&running, plan.bs as u64, progress);
         handles
             .into_iter()
             .enumerate()
             .map(|(index, handle)| match handle {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| {
-                    Err(ExampleError::WorkerPanicked {
+                    Err(ToolError::WorkerPanicked {
                         core: plan.cpus[index],
                         message: panic_message(panic),
                     })
                 }),
-                Err(source) => Err(userpci::framework::Error::Runtime {
+                Err(source) => Err(crate::framework::Error::Runtime {
                     op: "spawn a worker thread",
                     source,
                 }
@@ -1054,6 +1098,8 @@ fn summarise<F: PciFunction>(
     let (mean, min, p50, p99, p999, max) = latency_fields(&total);
     let iops: f64 = per_core.iter().map(|c| c.iops).sum();
     PerfReport {
+        schema: crate::tools::run::SCHEMA_VERSION,
+        interrupted: crate::tools::run::stop_requested(),
         backend,
         device: ctrl.device().to_string(),
         nsid: ns.nsid(),
@@ -1093,22 +1139,14 @@ pub fn controller_options(cores: usize) -> ControllerOptions {
     }
 }
 
-/// Checks the arguments, opens the device, runs the workers and summarises.
-/// Set by Ctrl-C: the workers stop submitting at their next completion, the I/Os in flight
-/// drain, and the run reports what it did so far.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// True once the run was asked to end early (one relaxed load per reaped batch).
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
-
-/// Asks a running (or the next) run to end early and report (the Ctrl-C handler; tests).
-pub fn request_stop() {
-    STOP.store(true, Ordering::Relaxed);
-}
+pub use crate::tools::run::{request_stop, stop_requested};
 
 pub fn run(args: &PerfArgs) -> Result<PerfReport> {
+    run_with_progress(args, &mut |_| {})
+}
+
+/// [`run`], calling `progress` with a line once a second while the workers run.
+pub fn run_with_progress(args: &PerfArgs, progress: &mut dyn FnMut(&str)) -> Result<PerfReport> {
     let cpus = check_args(args)?;
     let options = controller_options(cpus.len());
     let opened = args.device.open()?;
@@ -1125,6 +1163,7 @@ pub fn run(args: &PerfArgs) -> Result<PerfReport> {
                 cpus,
                 backend,
                 delayed.then(|| Arc::clone(&clock)),
+                progress,
             )?;
             let virtual_time = clock.now() - start;
             report.virtual_ns = Some(virtual_time.as_nanos() as u64);
@@ -1134,7 +1173,7 @@ pub fn run(args: &PerfArgs) -> Result<PerfReport> {
         }
         Opened::Vfio(function) => {
             let ctrl = Controller::new(*function, options)?;
-            run_on(args, &ctrl, cpus, backend, None)
+            run_on(args, &ctrl, cpus, backend, None, progress)
         }
     }
 }
@@ -1222,4 +1261,24 @@ impl PerfReport {
         }
         out
     }
+}
+
+impl crate::tools::run::ToolReport for PerfReport {
+    fn to_text(&self) -> String {
+        PerfReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        PerfReport::to_json(self)
+    }
+    fn failure(&self) -> Option<String> {
+        (self.errors > 0).then(|| format!("{} I/O error(s)", self.errors))
+    }
+}
+
+/// `userpci nvme perf` (and the `nvme_perf` example): Ctrl-C stops submitting, lets the I/Os
+/// in flight drain and prints the partial report.
+pub fn main(args: &PerfArgs) -> std::process::ExitCode {
+    crate::tools::run::tool_main("nvme perf", args.json, |progress| {
+        run_with_progress(args, progress)
+    })
 }

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::framework::pci::PciAddress;
 use serde::Serialize;
-use userpci::framework::pci::PciAddress;
 
-use super::WIRE_OVERHEAD;
+use super::args::WIRE_OVERHEAD;
 
 /// One port's totals.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -17,13 +17,19 @@ pub struct PortReport {
     pub tx_packets: u64,
     pub rx_mpps: f64,
     pub tx_mpps: f64,
+    #[serde(rename = "rx_gbits_per_s")]
     pub rx_gbps: f64,
+    #[serde(rename = "tx_gbits_per_s")]
     pub tx_gbps: f64,
 }
 
 /// What a run did. `packets` are the packets transmitted (`pktgen`) or forwarded (`fwd`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct NetReport {
+    /// [`crate::tools::run::SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Ctrl-C ended the run early: the figures cover the part that ran.
+    pub interrupted: bool,
     pub tool: &'static str,
     /// `sim` (the models) or `vfio` (real functions).
     pub backend: &'static str,
@@ -38,6 +44,7 @@ pub struct NetReport {
     pub dropped: u64,
     pub mpps: f64,
     /// Wire rate: (frame + FCS + preamble + IFG) × 8.
+    #[serde(rename = "gbits_per_s")]
     pub gbps: f64,
     /// Wall time of the loop per packet (model included in the simulated case).
     pub ns_per_packet: f64,
@@ -178,6 +185,8 @@ pub fn finish(
     };
     let mhz = cpu_mhz();
     NetReport {
+        schema: crate::tools::run::SCHEMA_VERSION,
+        interrupted: crate::tools::run::stop_requested(),
         tool,
         backend,
         driver,
@@ -245,5 +254,14 @@ impl Progress {
         }
         self.last = now;
         self.next += Duration::from_secs(1);
+    }
+}
+
+impl crate::tools::run::ToolReport for NetReport {
+    fn to_text(&self) -> String {
+        NetReport::to_text(self)
+    }
+    fn to_json(&self) -> String {
+        NetReport::to_json(self)
     }
 }

@@ -5,66 +5,18 @@
 //! real controller bound to `vfio-pci`, opened through [`VfioContext`]; the model options are
 //! then refused, as they would mean nothing.
 
-use std::fmt;
 use std::sync::Arc;
 
-use userpci::framework::backend::sim::topology::TopologyBuilder;
-use userpci::framework::backend::sim::{ModelRegistry, SimBus, SimFunction};
-use userpci::framework::backend::vfio::{VfioContext, VfioFunction, VfioOptions};
-use userpci::framework::pci::PciAddress;
-use userpci::nvme::model;
+use crate::framework::backend::sim::topology::TopologyBuilder;
+use crate::framework::backend::sim::{ModelRegistry, SimBus, SimFunction};
+use crate::framework::backend::vfio::{VfioContext, VfioFunction, VfioOptions};
+use crate::framework::pci::PciAddress;
+use crate::nvme::model;
 
 /// The address of the simulated controller.
 pub const SIM_ADDRESS: &str = "01:00.0";
 
-/// What the examples fail with: every message names the value at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ExampleError {
-    /// The command line did not parse (clap's message, or help / version output).
-    #[error("{0}")]
-    Usage(#[from] clap::Error),
-    /// A value that parsed but is out of range for this controller, namespace or machine.
-    #[error("invalid argument {name} = {value}: expected {expected}")]
-    InvalidArgument {
-        name: &'static str,
-        value: String,
-        expected: String,
-    },
-    /// A framework error: opening the device, DMA memory, affinity, the runtime.
-    #[error(transparent)]
-    Framework(#[from] userpci::framework::Error),
-    /// A driver error: bring-up, queue creation, a failed I/O.
-    #[error(transparent)]
-    Nvme(#[from] userpci::nvme::Error),
-    /// The simulated topology (model parameters) was refused.
-    #[error("simulated controller: {0}")]
-    Model(String),
-    /// A worker thread panicked (a bug; the message says where).
-    #[error("core {core}: worker thread panicked: {message}")]
-    WorkerPanicked { core: usize, message: String },
-}
-
-/// Shorthand for the examples' results.
-pub type Result<T, E = ExampleError> = std::result::Result<T, E>;
-
-/// Builds an [`ExampleError::InvalidArgument`].
-pub fn invalid(
-    name: &'static str,
-    value: impl fmt::Display,
-    expected: impl Into<String>,
-) -> ExampleError {
-    ExampleError::InvalidArgument {
-        name,
-        value: value.to_string(),
-        expected: expected.into(),
-    }
-}
-
-/// Parses a PCI address for clap, naming the text on failure.
-pub fn parse_bdf(text: &str) -> std::result::Result<PciAddress, String> {
-    text.parse::<PciAddress>()
-        .map_err(|err| format!("{err} (expected DDDD:BB:DD.F or BB:DD.F, e.g. 0000:01:00.0)"))
-}
+pub use crate::tools::error::{invalid, parse_bdf, Result, ToolError};
 
 /// The device options both examples take.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -135,7 +87,7 @@ impl DeviceArgs {
         let params = self
             .model_params()
             .parse()
-            .map_err(|err| ExampleError::Model(format!("model parameters: {err}")))?;
+            .map_err(|err| ToolError::Model(format!("model parameters: {err}")))?;
         let mut registry = ModelRegistry::new();
         model::register(&mut registry);
         let topology = TopologyBuilder::new()
@@ -143,8 +95,8 @@ impl DeviceArgs {
             .function(SIM_ADDRESS, model::MODEL_NAME)
             .params(params)
             .build()
-            .map_err(|err| ExampleError::Model(err.to_string()))?;
-        SimBus::new(topology, &registry).map_err(|err| ExampleError::Model(err.to_string()))
+            .map_err(|err| ToolError::Model(err.to_string()))?;
+        SimBus::new(topology, &registry).map_err(|err| ToolError::Model(err.to_string()))
     }
 
     /// Opens the controller: the model by default, the real one with `--device`.

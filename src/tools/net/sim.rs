@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use userpci::framework::backend::sim::topology::TopologyBuilder;
-use userpci::framework::backend::sim::{ModelRegistry, SimBus, SimFunction};
-use userpci::framework::pci::PciAddress;
-use userpci::ixgbe::model::{self, GeneratorConfig, GeneratorDst, IxgbeModel};
-use userpci::ixgbe::{IxgbeDevice, IxgbeOptions};
+use crate::framework::backend::sim::topology::TopologyBuilder;
+use crate::framework::backend::sim::{ModelRegistry, SimBus, SimFunction};
+use crate::framework::pci::PciAddress;
+use crate::ixgbe::model::{self, GeneratorConfig, GeneratorDst, IxgbeModel};
+use crate::ixgbe::{IxgbeDevice, IxgbeOptions};
 
-use super::{NetError, Result, MAC_A, MAC_B, SIM_A, SIM_B};
+use super::args::{MAC_A, MAC_B, SIM_A, SIM_B};
+use crate::tools::error::{Result, ToolError};
 
 /// A simulated bus with the given ports (address, MAC), each with `extra` model parameters
 /// (TOML key = value lines).
@@ -21,13 +22,13 @@ pub fn sim_bus(ports: &[(&str, [u8; 6])], extra: &str) -> Result<Arc<SimBus>> {
     for (address, mac) in ports {
         let params: toml::Table = format!("mac = \"{}\"\n{extra}", model::config::format_mac(*mac))
             .parse()
-            .map_err(|err| NetError::Model(format!("model parameters: {err}")))?;
+            .map_err(|err| ToolError::Model(format!("model parameters: {err}")))?;
         builder = builder.function(address, model::MODEL_NAME).params(params);
     }
     let topology = builder
         .build()
-        .map_err(|e| NetError::Model(e.to_string()))?;
-    SimBus::new(topology, &registry).map_err(|e| NetError::Model(e.to_string()))
+        .map_err(|e| ToolError::Model(e.to_string()))?;
+    SimBus::new(topology, &registry).map_err(|e| ToolError::Model(e.to_string()))
 }
 
 /// Driver options on the model: the link must come up (it does, in virtual time).
