@@ -12,6 +12,8 @@ pub const MAC_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
 /// Preamble, start delimiter, inter-frame gap and FCS: what a frame costs on the wire
 /// beyond the bytes the driver sees.
 pub const WIRE_OVERHEAD: u64 = 8 + 12 + 4;
+/// The simulated 82599 ports' link speed (the model links at 10 Gbit/s).
+pub const SIM_LINK_MBPS: u32 = 10_000;
 /// Frame sizes without FCS, as ixy-pktgen takes them.
 pub const SIZES: std::ops::RangeInclusive<usize> = 60..=1514;
 /// Batch sizes.

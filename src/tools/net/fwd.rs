@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 use crate::framework::dma::PoolBuffer;
 use crate::framework::net::{NetPort, NetRx, NetTx};
 use crate::framework::pci::PciAddress;
+use crate::framework::time::Clock;
 use crate::ixgbe::model::IxgbeModel;
 
-use super::args::{FwdArgs, CLOCK_EVERY, SIM_A, SIM_B};
+use super::args::{FwdArgs, CLOCK_EVERY, SIM_A, SIM_B, SIM_LINK_MBPS};
 use super::hw::{self, PortJob};
+use super::pktgen::line_rate_pps;
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, fwd_sim};
 use crate::tools::error::{Result, ToolError};
@@ -86,10 +88,18 @@ pub fn run_fwd(args: &FwdArgs, progress: &mut dyn FnMut(&str)) -> Result<NetRepo
     let mut fwd = Forwarder::new(&a, &b, args.batch)?;
     let clock = Arc::clone(bus.clock());
     let step = Duration::from_nanos(args.batch as u64);
+    // The virtual clock follows the wall clock (from v0 at the start): the generators send
+    // at line rate in virtual time, so the offered load is the link's. A round moves it by
+    // at most `batch` frame times: a loop slower than line rate would otherwise have the
+    // model generate (and drop) ever more frames per round, each round slower than the last.
+    let frame_time = Duration::from_secs_f64(1.0 / line_rate_pps(SIM_LINK_MBPS, args.size));
+    let max_advance = frame_time * args.batch as u32;
     let start = Instant::now();
+    let v0 = clock.now();
     let addresses = [addr(SIM_A), addr(SIM_B)];
     fwd_loop(args, &mut fwd, addresses, start, progress, &mut || {
-        clock.advance(step)
+        let now = clock.now();
+        clock.advance_to((v0 + start.elapsed()).min(now + max_advance))
     });
     let elapsed = start.elapsed();
     let counters = fwd.counters();

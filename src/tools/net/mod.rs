@@ -10,9 +10,10 @@
 //! - `fwd`: ports A and B, each fed by the model's traffic generator; what arrives on A goes
 //!   out of B and the other way round, zero copy; what the ports transmit ends in their sinks.
 //!
-//! The model runs on virtual time, advanced by the loop itself (`pktgen`: one wire poll per
-//! round; `fwd`: `batch` frames per port per round, the generators sending one frame per
-//! virtual nanosecond), so every figure is wall time of the whole loop, **the model's work
+//! The model runs on virtual time, which the loop moves along with the wall clock (from its
+//! value at the start); the model's wire and generators pace frames at line rate in virtual
+//! time (preamble, start delimiter, FCS and inter-frame gap included), so a loop that keeps
+//! up reports line rate, and one that does not reports its own speed, **the model's work
 //! included** (`benches/ixgbe.rs` measures the model's share apart). With `--device BDF`
 //! (`--devices BDF BDF`) real ports bound to vfio-pci are opened through the framework's
 //! VFIO backend, and the driver is chosen by the function's PCI ids ([`hw`]): an 82599 runs
@@ -42,7 +43,7 @@ pub mod sim;
 pub use crate::tools::error::{parse_bdf, Result, ToolError};
 pub use args::*;
 pub use fwd::{run_fwd, Forwarder};
-pub use pktgen::{pktgen_frame, run_pktgen};
+pub use pktgen::{effective_rate_pps, line_rate_pps, pktgen_frame, run_pktgen};
 pub use report::{cpu_mhz, Drops, NetReport, PortReport};
 pub use sim::{addr, fwd_sim, sim_bus, sim_options, start_generators};
 

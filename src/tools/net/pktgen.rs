@@ -7,15 +7,49 @@ use crate::framework::backend::sim::SimClock;
 use crate::framework::dma::PoolBuffer;
 use crate::framework::net::{NetPort, NetRx, NetTx};
 use crate::framework::pci::PciAddress;
+use crate::framework::time::Clock;
 use crate::ixgbe::model::{self, IxgbeModel};
 use crate::ixgbe::IxgbeDevice;
 
-use super::args::{PktgenArgs, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B};
+use super::args::{PktgenArgs, CLOCK_EVERY, MAC_A, MAC_B, SIM_A, SIM_B, WIRE_OVERHEAD};
 use super::hw::{self, PortJob};
 use super::report::{finish, port_report, Drops, NetReport, Progress};
 use super::sim::{addr, sim_bus, sim_options};
 use crate::tools::error::{Result, ToolError};
 use crate::tools::run::stop_requested;
+
+/// A step of the final drain on the simulated wire, in virtual time.
+const FINAL_DRAIN_STEP: Duration = Duration::from_micros(10);
+/// The final drain gives up after this much virtual time (a wedged model).
+const FINAL_DRAIN_LIMIT: Duration = Duration::from_millis(1);
+
+/// The highest frame rate a link of `mbps` carries for `size`-byte frames (without FCS):
+/// each frame costs FCS, preamble, start delimiter and inter-frame gap on the wire.
+pub fn line_rate_pps(mbps: u32, size: usize) -> f64 {
+    f64::from(mbps) * 1e6 / ((size as u64 + WIRE_OVERHEAD) * 8) as f64
+}
+
+/// `--rate` (Mpps) against the link: the rate to send at in packets per second, and a
+/// warning when the asked-for rate was above line rate and was clamped to it.
+pub fn effective_rate_pps(
+    rate_mpps: Option<f64>,
+    link_mbps: Option<u32>,
+    size: usize,
+) -> (Option<f64>, Option<String>) {
+    let asked = rate_mpps.map(|r| r * 1e6);
+    match (asked, link_mbps.filter(|&m| m > 0)) {
+        (Some(pps), Some(mbps)) if pps > line_rate_pps(mbps, size) => {
+            let max = line_rate_pps(mbps, size);
+            let warning = format!(
+                "--rate {} Mpps is above the line rate of a {mbps} Mbit/s link for {size}-byte frames ({:.4} Mpps): sending at line rate",
+                pps / 1e6,
+                max / 1e6
+            );
+            (Some(max), Some(warning))
+        }
+        _ => (asked, None),
+    }
+}
 
 /// The frame `pktgen` sends: IPv4/UDP from A's MAC to B's, `size` bytes without FCS.
 pub fn pktgen_frame(size: usize) -> Vec<u8> {
@@ -137,7 +171,11 @@ fn pktgen_loop<P: NetPort>(
 
     let mut prog = Progress::new(start, 2);
     let mut batch = Vec::with_capacity(args.batch);
-    let rate_pps = args.rate.map(|r| r * 1e6);
+    let (rate_pps, clamped) = effective_rate_pps(args.rate, dev.link_speed_mbps(), args.size);
+    if let Some(warning) = clamped {
+        // The CLI logs errors only by default: the clamp is said on stderr whatever RUST_LOG.
+        crate::errln!("warning: {warning}");
+    }
     let mut sent = 0u64;
     let mut round = 0u32;
     loop {
@@ -187,19 +225,25 @@ fn pktgen_sim_wire(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
     let mut rx = b.take_rx_queue(0)?;
     let clock = Arc::clone(bus.clock());
     let mut bufs = Vec::with_capacity(args.batch.max(64));
-    let step = Duration::from_nanos(1);
-    let drain =
-        |rx: &mut crate::ixgbe::RxQueue<_>, bufs: &mut Vec<PoolBuffer>, clock: &SimClock| {
-            clock.advance(step);
-            while rx.rx_batch(bufs, usize::MAX) > 0 {
-                bufs.clear();
-            }
-        };
+    // The model's wire paces frames at line rate in virtual time; the virtual clock follows
+    // the wall clock (from v0 at the start), so the figures are the link's, not the loop's.
     let start = Instant::now();
+    let v0 = clock.now();
+    let drain = |rx: &mut crate::ixgbe::RxQueue<_>,
+                 bufs: &mut Vec<PoolBuffer>,
+                 clock: &SimClock,
+                 to: Duration| {
+        clock.advance_to(to);
+        while rx.rx_batch(bufs, usize::MAX) > 0 {
+            bufs.clear();
+        }
+    };
     let sent = {
         let rx_cell = std::cell::RefCell::new(&mut rx);
-        let mut between =
-            |_: &mut crate::ixgbe::TxQueue<_>| drain(&mut rx_cell.borrow_mut(), &mut bufs, &clock);
+        let mut between = |_: &mut crate::ixgbe::TxQueue<_>| {
+            let to = v0 + start.elapsed();
+            drain(&mut rx_cell.borrow_mut(), &mut bufs, &clock, to)
+        };
         let mut counters = || {
             let s = rx_cell.borrow().counters();
             (s.packets, s.bytes)
@@ -216,11 +260,19 @@ fn pktgen_sim_wire(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
         )
     };
     let elapsed = start.elapsed();
-    // Let everything in flight arrive, so that the drop count is exact.
-    for _ in 0..64 {
+    // Let everything in flight arrive, so that the drop count is exact: small virtual steps
+    // until neither the TX ring nor the wire holds a frame, at most FINAL_DRAIN_LIMIT.
+    let drain_end = clock.now() + FINAL_DRAIN_LIMIT;
+    loop {
         tx.reclaim();
-        drain(&mut rx, &mut bufs, &clock);
+        let to = clock.now() + FINAL_DRAIN_STEP;
+        drain(&mut rx, &mut bufs, &clock, to);
+        let idle = tx.in_flight() == 0 && wire.stats().in_flight[0] == 0;
+        if idle || clock.now() >= drain_end {
+            break;
+        }
     }
+    tx.reclaim();
     let t = tx.counters();
     let r = rx.counters();
     let mb = bus
@@ -287,4 +339,27 @@ fn pktgen_sim_sink(args: &PktgenArgs, progress: &mut dyn FnMut(&str)) -> Result<
         "pktgen", "sim", "ixgbe", elapsed, args.batch, args.size, sent, t.bytes, frames, drops,
         ports,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_rate_counts_fcs_preamble_and_gap() {
+        // 10 Gbit/s, 60-byte frames: 14.88 Mpps; 1514-byte: 0.8127 Mpps.
+        assert!((line_rate_pps(10_000, 60) - 14_880_952.4).abs() < 1.0);
+        assert!((line_rate_pps(10_000, 1514) - 812_743.8).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_rate_above_line_rate_is_clamped_with_a_warning() {
+        let (pps, warning) = effective_rate_pps(Some(5.0), Some(10_000), 1514);
+        assert_eq!(pps, Some(line_rate_pps(10_000, 1514)));
+        assert!(warning.unwrap().contains("above the line rate"));
+        let (pps, warning) = effective_rate_pps(Some(0.5), Some(10_000), 1514);
+        assert_eq!((pps, warning), (Some(500_000.0), None));
+        // Link speed unknown (down, or 0): the rate stands.
+        assert_eq!(effective_rate_pps(Some(5.0), None, 1514).0, Some(5e6));
+    }
 }

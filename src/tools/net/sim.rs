@@ -46,7 +46,7 @@ pub fn addr(text: &str) -> PciAddress {
 }
 
 /// A simulated pair for `fwd`: ports A and B, no wire, each with a generator sending
-/// `size`-byte frames to it, one per virtual nanosecond (start it with [`start_generators`]).
+/// `size`-byte frames to it (start it with [`start_generators`]).
 pub fn fwd_sim(
     size: usize,
 ) -> Result<(
@@ -61,7 +61,7 @@ pub fn fwd_sim(
     Ok((bus, a, b))
 }
 
-/// Starts both ports' generators: `size`-byte frames, one per virtual nanosecond, for ever.
+/// Starts both ports' generators: `size`-byte frames at line rate, for ever.
 pub fn start_generators(bus: &SimBus, size: usize) -> Result<()> {
     for (address, src) in [(SIM_A, MAC_B), (SIM_B, MAC_A)] {
         let config = GeneratorConfig {
