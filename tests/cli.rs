@@ -192,3 +192,20 @@ fn demo_with_a_nic_in_the_group_recovers_it_and_packets_flow_again() {
         "the NIC recovers after the NVMe controllers: {lanes:?}"
     );
 }
+
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    // stderr is a pipe here: the log lines must carry no ANSI colour codes.
+    let out = Command::new(env!("CARGO_BIN_EXE_userpci"))
+        .args(["demo", "--writes", "100"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the userpci binary runs");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "the demo logs at info: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a pipe: {stderr}"
+    );
+}

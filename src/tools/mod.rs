@@ -12,14 +12,21 @@ pub mod net;
 pub mod nvme;
 pub mod run;
 
-/// Sets up logging to stderr (`RUST_LOG`, default `warn`), for the examples (the CLI has its
-/// own).
+/// Sets up logging to stderr (`RUST_LOG`, default `warn`), for the examples.
 pub fn init_logging() {
+    init_logging_at("warn");
+}
+
+/// Sets up logging to stderr: `RUST_LOG`, or `default` when it is unset or invalid. Colours
+/// only when stderr is a terminal (a log file or a pipe gets plain text).
+pub fn init_logging_at(default: &str) {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

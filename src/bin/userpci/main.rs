@@ -68,13 +68,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Errors only by default: a passing demo's injected faults are not the user's problem.
+    userpci::tools::init_logging_at("error");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
