@@ -209,3 +209,32 @@ fn logs_to_a_pipe_are_plain_text() {
         "colour codes in a pipe: {stderr}"
     );
 }
+
+#[test]
+fn demo_checks_an_unwritable_svg_path_before_the_run() {
+    let (ok, stdout, stderr) = userpci(&["demo", "--svg", "/nonexistent-dir/timeline.svg"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--svg /nonexistent-dir/timeline.svg: cannot create the file"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "no run before the check: {stdout}");
+}
+
+#[test]
+fn demo_refused_with_svg_says_that_no_file_was_written() {
+    let path = std::env::temp_dir().join(format!("userpci-refused-{}.svg", std::process::id()));
+    let (ok, _, stderr) = userpci(&[
+        "demo",
+        "--scenario",
+        "refused",
+        "--svg",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("no SVG written to {}", path.display())),
+        "{stderr}"
+    );
+    assert!(!path.exists(), "the empty file is removed");
+}

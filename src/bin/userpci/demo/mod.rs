@@ -125,6 +125,17 @@ pub fn run(args: Args) -> CliResult {
             expected: "writes ≥ 1 and depth in 1..=1023",
         });
     }
+    // Checked before the run: an unwritable --svg path must not cost a run's results.
+    let svg_file =
+        match &args.svg {
+            Some(path) => Some(std::fs::File::create(path).map_err(|source| {
+                userpci::framework::Error::Io {
+                    context: format!("--svg {}: cannot create the file", path.display()),
+                    source,
+                }
+            })?),
+            None => None,
+        };
     let wall = std::time::Instant::now();
     let bus = topology_bus(args.nic)?;
     if args.scenario == Scenario::Refused {
@@ -255,29 +266,21 @@ pub fn run(args: Args) -> CliResult {
     summary.nic = nic_workload.borrow().as_ref().map(|n| n.summary(&bus));
     summary.wall_ns = wall.elapsed().as_nanos() as u64;
 
-    if let (Some(path), Some(report)) = (&args.svg, &report) {
-        let title = format!(
-            "userpci reset recovery: {} reset of {} member(s), {:.1} ms",
-            report.kind,
-            report.members.len(),
-            report.total_ns as f64 / 1e6
-        );
-        std::fs::write(
-            path,
-            userpci::framework::reset::render_svg(&report.timeline, &title),
-        )
-        .map_err(|source| userpci::framework::Error::Io {
-            context: format!("writing {}", path.display()),
-            source,
-        })?;
-    }
     if args.json {
         userpci::outln!("{}", summary.to_json(&groups))?;
     } else {
         summary.print_text(report.as_deref())?;
     }
+    // After the results are out: a failure here costs the picture, not the figures.
+    let svg_note = match (svg_file, &args.svg) {
+        (Some(file), Some(path)) => Some(write_svg(file, path, report.as_deref())?),
+        _ => None,
+    };
     if let Some(refusal) = refusal {
-        return Err(CliError::DemoFailed(format!("reset refused: {refusal}")));
+        let svg = svg_note.map(|note| format!("; {note}")).unwrap_or_default();
+        return Err(CliError::DemoFailed(format!(
+            "reset refused: {refusal}{svg}"
+        )));
     }
     if let (Some(nic), Some(report)) = (&summary.nic, &report) {
         let reset = report
@@ -363,4 +366,34 @@ fn settle(members: &mut [Member], idle: &impl Fn()) {
         }
         idle();
     }
+}
+
+/// Writes the timeline to `--svg`'s file (created before the run), or, when there is no
+/// timeline (the reset was refused), removes the empty file. Returns what happened.
+fn write_svg(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    report: Option<&userpci::framework::reset::ResetReport>,
+) -> Result<String, CliError> {
+    use std::io::Write as _;
+    let Some(report) = report else {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Ok(format!(
+            "no SVG written to {}: no reset ran",
+            path.display()
+        ));
+    };
+    let title = format!(
+        "userpci reset recovery: {} reset of {} member(s), {:.1} ms",
+        report.kind,
+        report.members.len(),
+        report.total_ns as f64 / 1e6
+    );
+    file.write_all(userpci::framework::reset::render_svg(&report.timeline, &title).as_bytes())
+        .map_err(|source| userpci::framework::Error::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })?;
+    Ok(format!("timeline written to {}", path.display()))
 }
