@@ -15,10 +15,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use userpci::tools::net::{self, FwdArgs};
 
 fn main() -> ExitCode {
     userpci::tools::init_logging();
-    net::fwd_main(&FwdArgs::parse())
+    net::fwd_main(&userpci::tools::cli::parse_args::<FwdArgs>())
 }

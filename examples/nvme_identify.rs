@@ -11,10 +11,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use userpci::tools::nvme::identify::{self, IdentifyArgs};
 
 fn main() -> ExitCode {
     userpci::tools::init_logging();
-    identify::main(&IdentifyArgs::parse())
+    identify::main(&userpci::tools::cli::parse_args::<IdentifyArgs>())
 }

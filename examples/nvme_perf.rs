@@ -15,10 +15,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use userpci::tools::nvme::perf::{self, PerfArgs};
 
 fn main() -> ExitCode {
     userpci::tools::init_logging();
-    perf::main(&PerfArgs::parse())
+    perf::main(&userpci::tools::cli::parse_args::<PerfArgs>())
 }

@@ -15,10 +15,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use userpci::tools::net::{self, PktgenArgs};
 
 fn main() -> ExitCode {
     userpci::tools::init_logging();
-    net::pktgen_main(&PktgenArgs::parse())
+    net::pktgen_main(&userpci::tools::cli::parse_args::<PktgenArgs>())
 }

@@ -118,3 +118,44 @@ fn net_pktgen_sends_without_a_long_bring_up() {
     let seconds = report["seconds"].as_f64().unwrap();
     assert!(seconds < 1.0, "the timed part took {seconds} s");
 }
+
+fn userpci_err(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_userpci"))
+        .args(args)
+        .output()
+        .expect("the userpci binary runs");
+    assert!(!out.status.success(), "userpci {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_negative_number_gets_the_same_message_in_every_tool() {
+    for (args, option, value) in [
+        (&["nvme", "perf", "--qd", "-1"][..], "--qd", "-1"),
+        (&["net", "pktgen", "--size", "-5"][..], "--size", "-5"),
+        (&["net", "fwd", "--batch", "-2"][..], "--batch", "-2"),
+        (&["soak", "--faults", "-3"][..], "--faults", "-3"),
+        (&["demo", "--writes", "-1"][..], "--writes", "-1"),
+    ] {
+        let stderr = userpci_err(args);
+        let expected = format!(
+            "invalid value '{value}' for '{option}': expected a number that is not negative"
+        );
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_device_address_says_what_was_expected_once() {
+    for tool in [&["nvme", "identify"][..], &["net", "pktgen"][..]] {
+        let mut args = tool.to_vec();
+        args.extend(["--device", "bad"]);
+        let stderr = userpci_err(&args);
+        assert!(stderr.contains("\"bad\""), "{stderr}");
+        assert_eq!(
+            stderr.matches("DDDD:BB:DD.F").count(),
+            1,
+            "the hint once: {stderr}"
+        );
+    }
+}

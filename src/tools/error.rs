@@ -78,5 +78,6 @@ pub fn invalid(
 /// Parses a PCI address for clap, naming the text on failure.
 pub fn parse_bdf(text: &str) -> std::result::Result<PciAddress, String> {
     text.parse::<PciAddress>()
-        .map_err(|err| format!("{err} (expected DDDD:BB:DD.F or BB:DD.F, e.g. 0000:01:00.0)"))
+        // The parser's message already says what was expected: an example, not a repeat.
+        .map_err(|err| format!("{err}; for example 0000:01:00.0"))
 }

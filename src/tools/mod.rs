@@ -7,6 +7,7 @@
 //! | [`nvme`] | `identify` (an `nvme id-ctrl`/`id-ns` report) and `perf` (SPDK-`perf`-like) |
 //! | [`net`] | `pktgen` (ixy-pktgen-like) and `fwd` (a two-port forwarder) |
 
+pub mod cli;
 pub mod error;
 pub mod net;
 pub mod nvme;

@@ -70,7 +70,7 @@ enum Command {
 fn main() -> ExitCode {
     // Errors only by default: a passing demo's injected faults are not the user's problem.
     userpci::tools::init_logging_at("error");
-    let cli = Cli::parse();
+    let cli: Cli = userpci::tools::cli::parse_args();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::CopyDemo(args) => copy_demo::run(args),
