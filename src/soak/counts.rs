@@ -48,6 +48,7 @@ impl FailureCounts {
 /// What the driver's queue pairs counted, summed over the controller's lifetimes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DriverCounts {
+    pub bogus_cid_reserved: u64,
     pub bogus_cid_out_of_range: u64,
     pub bogus_cid_not_in_flight: u64,
     pub bogus_sq_head_invalid: u64,
@@ -59,6 +60,7 @@ pub struct DriverCounts {
 
 impl DriverCounts {
     pub(super) fn add(&mut self, s: &userpci_nvme::QpairStats) {
+        self.bogus_cid_reserved += s.bogus.cid_reserved;
         self.bogus_cid_out_of_range += s.bogus.cid_out_of_range;
         self.bogus_cid_not_in_flight += s.bogus.cid_not_in_flight;
         self.bogus_sq_head_invalid += s.bogus.sq_head_invalid;

@@ -340,6 +340,7 @@ impl Soak {
             by.other += f.other;
             let d = m.workload.driver_counts();
             let r = &mut report.driver;
+            r.bogus_cid_reserved += d.bogus_cid_reserved;
             r.bogus_cid_out_of_range += d.bogus_cid_out_of_range;
             r.bogus_cid_not_in_flight += d.bogus_cid_not_in_flight;
             r.bogus_sq_head_invalid += d.bogus_sq_head_invalid;

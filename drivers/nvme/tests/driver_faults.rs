@@ -77,7 +77,7 @@ fn untrusted_completions_are_counted_ignored_and_never_complete_the_wrong_reques
     assert_eq!(qp.stats().bogus.sq_head_invalid, 1);
 
     // The completion of write 2 carries the previous command's CID (a duplicate), and the one
-    // of write 3 an out-of-range CID: both are ignored, the commands stay in flight.
+    // of write 3 CID FFFFh (reserved): both are ignored, the commands stay in flight.
     inject(&bus, |m| {
         m.corrupt_next_completion(CommandClass::Io, Corruption::DuplicateCid)
     });
@@ -94,7 +94,14 @@ fn untrusted_completions_are_counted_ignored_and_never_complete_the_wrong_reques
     }
     assert_eq!(done.len(), 1, "nothing completed by a bogus entry");
     let bogus = qp.stats().bogus;
-    assert_eq!((bogus.cid_not_in_flight, bogus.cid_out_of_range), (1, 1));
+    assert_eq!(
+        (
+            bogus.cid_not_in_flight,
+            bogus.cid_reserved,
+            bogus.cid_out_of_range
+        ),
+        (1, 1, 0)
+    );
     assert_eq!(qp.in_flight(), 2);
 
     // Their timeout: Abort (the model has nothing to abort), then after the abort timeout a

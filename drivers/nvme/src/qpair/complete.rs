@@ -111,6 +111,11 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
         }
         let index = match self.trackers.lookup(cqe.cid()) {
             Ok(index) => index,
+            Err(CidError::Reserved) => {
+                self.stats.bogus.cid_reserved += 1;
+                self.bogus(&cqe, "CID FFFFh, reserved by the NVMe specification");
+                return 0;
+            }
             Err(CidError::OutOfRange) => {
                 self.stats.bogus.cid_out_of_range += 1;
                 self.bogus(&cqe, "CID out of range");

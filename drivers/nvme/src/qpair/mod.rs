@@ -147,6 +147,9 @@ pub struct IoCompletion<T, B> {
 /// Completions that named no command of this queue, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BogusCompletions {
+    /// CID FFFFh, reserved by the NVMe base specification (never assigned to a command; seen
+    /// in some controllers' error completions).
+    pub cid_reserved: u64,
     /// CID beyond the tracker array.
     pub cid_out_of_range: u64,
     /// CID of no command in flight (duplicate or stale).
@@ -160,7 +163,11 @@ pub struct BogusCompletions {
 impl BogusCompletions {
     /// All bogus completions.
     pub fn total(&self) -> u64 {
-        self.cid_out_of_range + self.cid_not_in_flight + self.sq_head_invalid + self.sq_id_mismatch
+        self.cid_reserved
+            + self.cid_out_of_range
+            + self.cid_not_in_flight
+            + self.sq_head_invalid
+            + self.sq_id_mismatch
     }
 }
 

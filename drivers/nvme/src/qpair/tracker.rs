@@ -41,9 +41,15 @@ pub(crate) struct Tracker {
     pub(crate) reissues: u8,
 }
 
+/// CID FFFFh, reserved by the NVMe base specification: never assigned, never matched.
+pub(crate) const RESERVED_CID: u16 = 0xffff;
+
 /// Why a completion's CID names no command in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CidError {
+    /// CID FFFFh, which the NVMe base specification reserves: no submitted command carries it
+    /// (controllers use it in some error completions), so it names no tracker.
+    Reserved,
     /// The index is beyond the tracker array.
     OutOfRange,
     /// The tracker is free, or in use with another generation (a duplicate or stale entry).
@@ -122,6 +128,12 @@ impl Trackers {
         } else {
             (t.generation + 1) & ((1u32 << bits) - 1) as u16
         };
+        // The last index with the last generation would make CID FFFFh, which is reserved:
+        // skip that generation.
+        if self.cid(index) == RESERVED_CID {
+            let t = &mut self.items[usize::from(index)];
+            t.generation = (t.generation + 1) & ((1u32 << bits) - 1) as u16;
+        }
         self.free.push(index);
     }
 
@@ -137,6 +149,9 @@ impl Trackers {
 
     /// The tracker a completion's CID names, if that command is in flight.
     pub(crate) fn lookup(&self, cid: u16) -> Result<u16, CidError> {
+        if cid == RESERVED_CID {
+            return Err(CidError::Reserved);
+        }
         let mask = if self.index_bits >= 16 {
             u16::MAX
         } else {
@@ -297,7 +312,37 @@ mod tests {
         let mut big = Trackers::new(u16::MAX);
         let i = big.alloc(0).unwrap();
         assert_eq!(big.cid(i), 0);
-        assert_eq!(big.lookup(u16::MAX), Err(CidError::OutOfRange));
+        assert_eq!(big.lookup(u16::MAX), Err(CidError::Reserved));
+    }
+
+    #[test]
+    fn cid_ffff_is_never_assigned_nor_matched() {
+        // 64 trackers: 6 index bits, 10 generation bits, so index 63 with generation 1023
+        // would make FFFFh.
+        let mut t = Trackers::new(64);
+        while t.alloc(0).is_some() {}
+        let last = 63;
+        let mut seen_last_generation = false;
+        for _ in 0..3 * 1024 {
+            let cid = t.cid(last);
+            assert_ne!(cid, RESERVED_CID, "a tracker got the reserved CID");
+            assert_eq!(t.lookup(cid), Ok(last));
+            seen_last_generation |= cid == RESERVED_CID - 64;
+            t.release(last);
+            assert_eq!(t.alloc(0), Some(last));
+        }
+        assert!(
+            seen_last_generation,
+            "the generations wrapped through their top"
+        );
+        // In flight at every index, FFFFh still names none of them.
+        assert_eq!(t.lookup(RESERVED_CID), Err(CidError::Reserved));
+        // One tracker (15 generation bits): FFFFh would be index 1, out of range; still
+        // reserved first.
+        assert_eq!(
+            Trackers::new(1).lookup(RESERVED_CID),
+            Err(CidError::Reserved)
+        );
     }
 
     #[test]
