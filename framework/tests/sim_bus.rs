@@ -171,7 +171,11 @@ fn a_function_is_opened_once_and_released_on_drop() {
     assert_eq!(err.to_string(), "0000:01:00.1 is owned by pid 4242");
 
     let err = bus.open(addr("05:00.0")).unwrap_err();
-    assert!(matches!(err, Error::NoSuchDevice(a) if a == addr("05:00.0")));
+    assert!(matches!(err, Error::NoSuchDevice { device, .. } if device == addr("05:00.0")));
+    assert_eq!(
+        err.to_string(),
+        "no PCI function 0000:05:00.0 in the simulated bus; `userpci list` shows the functions there"
+    );
 }
 
 #[test]

@@ -540,8 +540,16 @@ fn absent_function_is_no_such_device() {
     let tree = SysfsTree::from_capture();
     let reader = tree.reader();
     let missing = a("0000:05:00.0");
-    assert!(matches!(reader.function(missing), Err(Error::NoSuchDevice(x)) if x == missing));
-    assert!(matches!(reader.siblings(missing), Err(Error::NoSuchDevice(x)) if x == missing));
+    let err = reader.function(missing).unwrap_err();
+    assert!(matches!(err, Error::NoSuchDevice { device, .. } if device == missing));
+    let expected = format!(
+        "no PCI function 0000:05:00.0 in {}; `userpci list` shows the functions there",
+        tree.root.join("bus/pci/devices").display()
+    );
+    assert_eq!(err.to_string(), expected);
+    assert!(
+        matches!(reader.siblings(missing), Err(Error::NoSuchDevice { device, .. }) if device == missing)
+    );
 }
 
 #[test]

@@ -474,11 +474,20 @@ fn open_refusals_are_clear() {
     let ctx = roots.context(&fake);
     let err = ctx.open(a("0000:01:00.0")).unwrap_err();
     assert!(matches!(err, Error::NotBoundToVfio { .. }), "{err}");
-    assert!(err.to_string().contains("driver: nvme"), "{err}");
-    assert!(matches!(
-        ctx.open(a("0000:09:00.0")),
-        Err(Error::NoSuchDevice(_))
-    ));
+    assert_eq!(
+        err.to_string(),
+        "0000:01:00.0 is not bound to vfio-pci (driver: nvme); bind it first (bind_vfio, or \
+         write vfio-pci to its driver_override, unbind it and write 0000:01:00.0 to \
+         /sys/bus/pci/drivers_probe)"
+    );
+    let err = ctx.open(a("0000:09:00.0")).unwrap_err();
+    assert!(matches!(err, Error::NoSuchDevice { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("no PCI function 0000:09:00.0 in ")
+            && text.ends_with("bus/pci/devices; `userpci list` shows the functions there"),
+        "{text}"
+    );
 
     let f = ctx.open(a("0000:02:00.0")).unwrap();
     assert!(matches!(

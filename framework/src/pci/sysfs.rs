@@ -205,7 +205,10 @@ impl SysfsPci {
         let entry = self.device_path(addr);
         match fs::symlink_metadata(&entry) {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchDevice(addr)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchDevice {
+                device: addr,
+                place: dir.display().to_string(),
+            }),
             Err(source) => Err(Error::Sysfs {
                 path: entry,
                 source,

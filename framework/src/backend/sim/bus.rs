@@ -217,7 +217,10 @@ impl SimBus {
     fn index(&self, address: PciAddress) -> Result<usize> {
         self.topology
             .index_of(address)
-            .ok_or(Error::NoSuchDevice(address))
+            .ok_or_else(|| Error::NoSuchDevice {
+                device: address,
+                place: "the simulated bus".into(),
+            })
     }
 
     fn lock(&self, index: usize) -> MutexGuard<'_, FunctionState> {
