@@ -56,11 +56,13 @@ fn setup() -> (Arc<SimBus>, Arc<ResetCoordinator>, Vec<Member>) {
     for (i, at) in ["01:00.0", "01:00.1", "01:00.2"].into_iter().enumerate() {
         let function = Arc::new(bus.open(at.parse().unwrap()).unwrap());
         let ctrl = Controller::new(Arc::clone(&function), ControllerOptions::default()).unwrap();
-        coordinator.register(
-            function as Arc<dyn ResetTarget>,
-            Box::new(NvmeParticipant::new(ctrl.clone(), format!("nvme{i}"))),
-            ParticipantConfig::default(),
-        );
+        coordinator
+            .register(
+                function as Arc<dyn ResetTarget>,
+                Box::new(NvmeParticipant::new(ctrl.clone(), format!("nvme{i}"))),
+                ParticipantConfig::default(),
+            )
+            .expect("the first participant for this function");
         let qp: Qp = ctrl
             .create_io_qpair(QpairOptions {
                 entries: 64,

@@ -152,7 +152,7 @@ fn perf_verify_on_the_raw_api_finds_no_mismatch() {
         "--rw",
         "verify",
         "--seconds",
-        "0.2",
+        "1",
         "--qd",
         "16",
         "--model-blocks",
@@ -162,9 +162,10 @@ fn perf_verify_on_the_raw_api_finds_no_mismatch() {
     .unwrap();
     check_verify(&report, "raw");
     assert_eq!((report.bs, report.qd, report.cores), (4096, 16, 1));
-    // Two passes over each slot's stretch (a write and a read per position), so the data
-    // read back differs from the previous pass's.
-    assert!(report.ios > 2 * 2 * 256, "{} I/Os", report.ios);
+    // At least two passes over each slot's stretch (a write and a read per position), so the
+    // data read back differs from the previous pass's. Wall-clock bound: a loaded machine
+    // completes exactly two passes in the time, so the bound is inclusive.
+    assert!(report.ios >= 2 * 2 * 256, "{} I/Os", report.ios);
 }
 
 #[test]

@@ -34,8 +34,8 @@ pub enum Error {
         expected: &'static str,
     },
     /// No PCI function with this address exists.
-    #[error("no PCI function {0}")]
-    NoSuchDevice(PciAddress),
+    #[error("no PCI function {device} in {place}; `userpci list` shows the functions there")]
+    NoSuchDevice { device: PciAddress, place: String },
 
     // ---- device: config space, BARs, interrupts ----
     /// A config-space access outside the function's config space.
@@ -168,6 +168,27 @@ pub enum Error {
     /// A reset was requested for a function the coordinator does not know.
     #[error("{device}: not registered with the reset coordinator")]
     NotRegistered { device: PciAddress },
+    /// A second participant for a function that already has one: the first would be lost.
+    #[error(
+        "{device}: a participant is already registered ({existing}); unregister it before \
+         registering {new}"
+    )]
+    AlreadyRegistered {
+        device: PciAddress,
+        existing: String,
+        new: String,
+    },
+    /// A participant's hook asked the coordinator for something while the coordinator was
+    /// running that hook's reset: waiting would deadlock, so it is refused.
+    #[error(
+        "{device}: {what} refused: called from inside the reset of {running} that is running \
+         (a participant hook must not call the coordinator)"
+    )]
+    ReentrantReset {
+        device: PciAddress,
+        what: &'static str,
+        running: PciAddress,
+    },
     /// A participant's hook failed.
     #[error("participant {participant}: {phase} failed: {reason}")]
     ParticipantFailed {

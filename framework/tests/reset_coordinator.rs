@@ -133,7 +133,13 @@ struct EngineParticipant {
     abandoned: Arc<Mutex<Option<String>>>,
     /// A request to make from another thread while quiescing (the coalescing test).
     also_request: Option<SecondRequest>,
+    /// A coordinator to call from inside `begin_quiesce`, on the reset's own thread, and
+    /// where to note what it answered (the re-entrancy test).
+    reentrant: Option<ReentrantCall>,
 }
+
+/// The coordinator a hook calls back into, and where the hook notes the answer.
+type ReentrantCall = (Arc<ResetCoordinator>, Arc<Mutex<Option<String>>>);
 
 /// A second request: the coordinator, the request, and where to note whether it coalesced.
 type SecondRequest = (
@@ -153,6 +159,14 @@ impl ResetParticipant for EngineParticipant {
         let mut engine = self.engine.lock().unwrap();
         engine.stopped = true;
         engine.poll();
+        if let Some((coordinator, answer)) = &self.reentrant {
+            let request = ResetRequest::new(self.address, ResetCause::Api);
+            let text = match coordinator.request(request) {
+                Ok(_) => "served".to_string(),
+                Err(err) => err.to_string(),
+            };
+            *answer.lock().unwrap() = Some(text);
+        }
         if let Some((coordinator, request, joined)) = self.also_request.take() {
             let second = Arc::clone(&coordinator);
             std::thread::spawn(move || {
@@ -223,27 +237,30 @@ fn rig_with(behaviours: &[(&'static str, Behaviour)]) -> Rig {
             .map(|(_, b)| *b)
             .unwrap_or_default();
         let flag = Arc::new(Mutex::new(None));
-        coordinator.register(
-            function as Arc<dyn ResetTarget>,
-            Box::new(EngineParticipant {
-                name: format!("engine {at}"),
-                address: addr(at),
-                engine: Arc::clone(&shared),
-                behaviour,
-                abandoned: Arc::clone(&flag),
-                also_request: None,
-            }),
-            ParticipantConfig {
-                // 01:00.1 recovers first: priority, not address order.
-                priority: if at == "01:00.1" {
-                    1
-                } else {
-                    10 + priority as u32
+        coordinator
+            .register(
+                function as Arc<dyn ResetTarget>,
+                Box::new(EngineParticipant {
+                    name: format!("engine {at}"),
+                    address: addr(at),
+                    engine: Arc::clone(&shared),
+                    behaviour,
+                    abandoned: Arc::clone(&flag),
+                    also_request: None,
+                    reentrant: None,
+                }),
+                ParticipantConfig {
+                    // 01:00.1 recovers first: priority, not address order.
+                    priority: if at == "01:00.1" {
+                        1
+                    } else {
+                        10 + priority as u32
+                    },
+                    quiesce_budget: Duration::from_millis(20),
+                    recover_budget: Duration::from_millis(500),
                 },
-                quiesce_budget: Duration::from_millis(20),
-                recover_budget: Duration::from_millis(500),
-            },
-        );
+            )
+            .expect("the first participant for this function");
         engines.insert(at, shared);
         abandoned.insert(at, flag);
     }
@@ -526,23 +543,26 @@ fn concurrent_requests_for_one_group_coalesce_into_one_reset() {
     let (shared0, f0) = engine(&bus, "01:00.0");
     let (_shared1, f1) = engine(&bus, "01:00.1");
     coordinator.add_function(f1 as Arc<dyn ResetTarget>);
-    coordinator.register(
-        f0 as Arc<dyn ResetTarget>,
-        Box::new(EngineParticipant {
-            name: "engine 01:00.0".to_string(),
-            address: addr("01:00.0"),
-            engine: shared0,
-            behaviour: Behaviour::default(),
-            abandoned: Arc::new(Mutex::new(None)),
-            also_request: Some((
-                Arc::clone(&coordinator),
-                ResetRequest::new(addr("01:00.1"), ResetCause::Timeout)
-                    .with_scope(ResetScope::Group),
-                Arc::clone(&joined),
-            )),
-        }),
-        ParticipantConfig::default(),
-    );
+    coordinator
+        .register(
+            f0 as Arc<dyn ResetTarget>,
+            Box::new(EngineParticipant {
+                name: "engine 01:00.0".to_string(),
+                address: addr("01:00.0"),
+                engine: shared0,
+                behaviour: Behaviour::default(),
+                abandoned: Arc::new(Mutex::new(None)),
+                also_request: Some((
+                    Arc::clone(&coordinator),
+                    ResetRequest::new(addr("01:00.1"), ResetCause::Timeout)
+                        .with_scope(ResetScope::Group),
+                    Arc::clone(&joined),
+                )),
+                reentrant: None,
+            }),
+            ParticipantConfig::default(),
+        )
+        .expect("the first participant for this function");
     let first = coordinator
         .request(
             ResetRequest::new(addr("01:00.0"), ResetCause::NotResponding)
@@ -687,4 +707,96 @@ fn a_function_scope_reset_of_a_function_without_flr_is_refused_naming_its_method
         .report;
     assert_eq!(report.kind, ResetKind::Bus);
     assert!(report.all_recovered());
+}
+
+fn plain_participant(at: &str, name: &str) -> Box<dyn ResetParticipant> {
+    let bus = bus();
+    let (shared, _function) = engine(&bus, at);
+    Box::new(EngineParticipant {
+        name: name.to_string(),
+        address: addr(at),
+        engine: shared,
+        behaviour: Behaviour::default(),
+        abandoned: Arc::new(Mutex::new(None)),
+        also_request: None,
+        reentrant: None,
+    })
+}
+
+#[test]
+fn a_second_participant_for_a_function_is_refused_and_the_first_keeps_serving() {
+    let rig = rig();
+    // The rig opened 02:00.0 and registered its engine; a second driver asks for it too.
+    let target = rig
+        .coordinator
+        .functions()
+        .into_iter()
+        .find(|t| t.target_address() == addr("02:00.0"))
+        .unwrap();
+    let err = rig
+        .coordinator
+        .register(
+            target,
+            plain_participant("02:00.0", "second driver"),
+            ParticipantConfig::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyRegistered { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "0000:02:00.0: a participant is already registered (engine 02:00.0); unregister it \
+         before registering second driver"
+    );
+    // The first participant still takes part in the function's resets.
+    rig.start_workload();
+    let outcome = rig
+        .coordinator
+        .request(ResetRequest::new(addr("02:00.0"), ResetCause::Timeout))
+        .unwrap();
+    assert_eq!(outcome.report.members.len(), 1);
+    assert!(outcome.report.all_recovered());
+    rig.finish_workload();
+    assert!(rig.exactly_once("02:00.0"));
+}
+
+#[test]
+fn a_reset_requested_from_a_participant_hook_is_refused_not_deadlocked() {
+    let bus = bus();
+    let coordinator = Arc::new(ResetCoordinator::new(
+        Arc::clone(bus.clock()) as _,
+        CoordinatorConfig::default(),
+    ));
+    let (shared, function) = engine(&bus, "02:00.0");
+    let answer = Arc::new(Mutex::new(None));
+    coordinator
+        .register(
+            function as Arc<dyn ResetTarget>,
+            Box::new(EngineParticipant {
+                name: "engine 02:00.0".to_string(),
+                address: addr("02:00.0"),
+                engine: shared,
+                behaviour: Behaviour::default(),
+                abandoned: Arc::new(Mutex::new(None)),
+                also_request: None,
+                reentrant: Some((Arc::clone(&coordinator), Arc::clone(&answer))),
+            }),
+            ParticipantConfig::default(),
+        )
+        .unwrap();
+    let outcome = coordinator
+        .request(ResetRequest::new(addr("02:00.0"), ResetCause::Timeout))
+        .unwrap();
+    assert!(outcome.report.all_recovered());
+    assert_eq!(
+        answer.lock().unwrap().as_deref(),
+        Some(
+            "0000:02:00.0: a reset request refused: called from inside the reset of \
+             0000:02:00.0 that is running (a participant hook must not call the coordinator)"
+        )
+    );
+    // The refusal left the coordinator usable.
+    let again = coordinator
+        .request(ResetRequest::new(addr("02:00.0"), ResetCause::Api))
+        .unwrap();
+    assert!(!again.coalesced);
 }

@@ -162,7 +162,7 @@ impl Group {
                 quiesce_budget: timing::QUIESCE_BUDGET,
                 recover_budget: timing::RECOVER_BUDGET,
             },
-        );
+        )?;
         member.workload.attach(&ctrl)?;
         member.ctrl = Some(ctrl);
         Ok(())

@@ -76,7 +76,7 @@ impl NicTraffic {
                 quiesce_budget: timing::QUIESCE_BUDGET,
                 recover_budget: timing::RECOVER_BUDGET,
             },
-        );
+        )?;
         let rxs = (0..QUEUES)
             .map(|q| dev.take_rx_queue(q))
             .collect::<std::result::Result<Vec<_>, _>>()

@@ -58,11 +58,13 @@ fn rig() -> Rig {
     let participant =
         IxgbeParticipant::new(Arc::clone(&dev), "ixgbe A", IxgbeResetOptions::default())
             .expect("interrupt mode is supported");
-    coordinator.register(
-        function as Arc<dyn ResetTarget>,
-        Box::new(participant),
-        ParticipantConfig::default(),
-    );
+    coordinator
+        .register(
+            function as Arc<dyn ResetTarget>,
+            Box::new(participant),
+            ParticipantConfig::default(),
+        )
+        .expect("the first participant for this function");
     Rig {
         bus,
         coordinator,

@@ -124,11 +124,13 @@ fn rig(handler: bool) -> Rig {
     let dev = Arc::new(IxgbeDevice::new(Arc::clone(&function), options).unwrap());
     let participant =
         IxgbeParticipant::new(Arc::clone(&dev), "ixgbe A", IxgbeResetOptions::default()).unwrap();
-    coordinator.register(
-        function as Arc<dyn ResetTarget>,
-        Box::new(participant),
-        ParticipantConfig::default(),
-    );
+    coordinator
+        .register(
+            function as Arc<dyn ResetTarget>,
+            Box::new(participant),
+            ParticipantConfig::default(),
+        )
+        .expect("the first participant for this function");
     let tx = dev.take_tx_queue(0).unwrap();
     Rig {
         bus,

@@ -184,14 +184,16 @@ fn rig(link_delay_ms: u64, link_budget: Duration, with_nvme: bool) -> Rig {
     let storage = with_nvme.then(|| {
         let function = Arc::new(bus.open(addr(NVME)).unwrap());
         let ctrl = Controller::new(Arc::clone(&function), ControllerOptions::default()).unwrap();
-        coordinator.register(
-            function as Arc<dyn ResetTarget>,
-            Box::new(NvmeParticipant::new(ctrl.clone(), "nvme 01:00.0")),
-            ParticipantConfig {
-                priority: 0,
-                ..ParticipantConfig::default()
-            },
-        );
+        coordinator
+            .register(
+                function as Arc<dyn ResetTarget>,
+                Box::new(NvmeParticipant::new(ctrl.clone(), "nvme 01:00.0")),
+                ParticipantConfig {
+                    priority: 0,
+                    ..ParticipantConfig::default()
+                },
+            )
+            .expect("the first participant for this function");
         let qp = ctrl.create_io_qpair(Default::default()).unwrap();
         let ns = ctrl.namespaces()[0].clone();
         Storage {
@@ -231,14 +233,16 @@ fn rig(link_delay_ms: u64, link_budget: Duration, with_nvme: bool) -> Rig {
         },
     )
     .unwrap();
-    coordinator.register(
-        function as Arc<dyn ResetTarget>,
-        Box::new(participant),
-        ParticipantConfig {
-            priority: 10,
-            ..ParticipantConfig::default()
-        },
-    );
+    coordinator
+        .register(
+            function as Arc<dyn ResetTarget>,
+            Box::new(participant),
+            ParticipantConfig {
+                priority: 10,
+                ..ParticipantConfig::default()
+            },
+        )
+        .expect("the first participant for this function");
     let rxs = (0..QUEUES).map(|q| dev.take_rx_queue(q).unwrap()).collect();
     let tx = dev.take_tx_queue(0).unwrap();
     Rig {

@@ -218,14 +218,16 @@ fn rig_with(
             at,
             Box::new(NvmeParticipant::new(ctrl.clone(), format!("nvme {at}"))),
         );
-        coordinator.register(
-            function as Arc<dyn ResetTarget>,
-            participant,
-            ParticipantConfig {
-                priority: priority as u32,
-                ..ParticipantConfig::default()
-            },
-        );
+        coordinator
+            .register(
+                function as Arc<dyn ResetTarget>,
+                participant,
+                ParticipantConfig {
+                    priority: priority as u32,
+                    ..ParticipantConfig::default()
+                },
+            )
+            .expect("the first participant for this function");
         let qp = ctrl
             .create_io_qpair(QpairOptions {
                 entries: 32,

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -103,6 +104,9 @@ struct Member {
 struct State {
     members: BTreeMap<PciAddress, Member>,
     running: Option<Vec<PciAddress>>,
+    /// The thread running the current reset and the function it was requested for: a call
+    /// from that thread (a participant hook) would wait for itself.
+    runner: Option<(ThreadId, PciAddress)>,
     waiting: usize,
     generation: u64,
     last: Option<Arc<ResetReport>>,
@@ -151,15 +155,33 @@ impl ResetCoordinator {
     }
 
     /// Registers a driver's participant for `target`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyRegistered`] when the function has a participant already (the first
+    /// would silently lose its resets); [`Error::ReentrantReset`] when called from a hook of a
+    /// reset that is running.
     pub fn register(
         &self,
         target: Arc<dyn ResetTarget>,
         participant: Box<dyn ResetParticipant>,
         config: ParticipantConfig,
-    ) {
+    ) -> Result<()> {
         let address = target.target_address();
         let name = participant.name();
-        let mut state = self.wait_idle(self.lock());
+        let state = self.lock();
+        self.refuse_reentry(&state, address, "registering a participant")?;
+        let mut state = self.wait_idle(state);
+        if let Some(existing) = state
+            .members
+            .get(&address)
+            .and_then(|m| m.participant.as_ref())
+        {
+            return Err(Error::AlreadyRegistered {
+                device: address,
+                existing: existing.name.clone(),
+                new: name,
+            });
+        }
         state.members.insert(
             address,
             Member {
@@ -172,6 +194,21 @@ impl ResetCoordinator {
                 }),
             },
         );
+        Ok(())
+    }
+
+    /// Refuses a call made by the thread that is running a reset: it would wait for itself.
+    fn refuse_reentry(&self, state: &State, device: PciAddress, what: &'static str) -> Result<()> {
+        match state.runner {
+            Some((thread, running)) if thread == std::thread::current().id() => {
+                Err(Error::ReentrantReset {
+                    device,
+                    what,
+                    running,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Removes a function and its participant, returning the participant.
@@ -232,6 +269,7 @@ impl ResetCoordinator {
     /// names each blocker). Everything after planning is reported in the [`ResetReport`].
     pub fn request(&self, request: ResetRequest) -> Result<ResetOutcome> {
         let mut state = self.lock();
+        self.refuse_reentry(&state, request.device, "a reset request")?;
         loop {
             match &state.running {
                 Some(affected) if affected.contains(&request.device) => {
@@ -272,6 +310,7 @@ impl ResetCoordinator {
         let plan_start = self.clock.now();
         let plan = plan(&request, target.as_ref())?;
         state.running = Some(plan.members.clone());
+        state.runner = Some((std::thread::current().id(), request.device));
         let mut members = std::mem::take(&mut state.members);
         drop(state);
 
@@ -282,6 +321,7 @@ impl ResetCoordinator {
         let mut state = self.lock();
         state.members = members;
         state.running = None;
+        state.runner = None;
         state.generation += 1;
         state.last = Some(Arc::clone(&report));
         drop(state);

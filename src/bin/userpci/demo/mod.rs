@@ -198,7 +198,7 @@ pub fn run(args: Args) -> CliResult {
                 quiesce_budget: Duration::from_millis(50),
                 recover_budget: Duration::from_secs(2),
             },
-        );
+        )?;
         let workload = Workload::new(name, &ctrl, args.depth, args.seed)?;
         members.push(Member { ctrl, workload });
     }

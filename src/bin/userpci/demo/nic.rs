@@ -105,7 +105,7 @@ impl NicWorkload {
                 quiesce_budget: Duration::from_millis(50),
                 recover_budget: Duration::from_secs(2),
             },
-        );
+        )?;
         let rxs = (0..QUEUES)
             .map(|q| dev.take_rx_queue(q))
             .collect::<Result<Vec<_>, _>>()

@@ -48,7 +48,7 @@ fn rig(ctx: &Ctx, addresses: &[PciAddress]) -> Result<Rig, Failure> {
                 quiesce_budget: Duration::from_secs(1),
                 recover_budget: Duration::from_secs(10),
             },
-        );
+        )?;
         loads.push(Workload::new(ctrl, 0x21 + i as u64)?);
     }
     Ok(Rig {

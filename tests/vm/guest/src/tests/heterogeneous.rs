@@ -263,7 +263,7 @@ pub fn heterogeneous_hot_reset_under_traffic(ctx: &Ctx) -> TestResult {
             quiesce_budget: Duration::from_secs(1),
             recover_budget: Duration::from_secs(10),
         },
-    );
+    )?;
     coordinator.register(
         Arc::clone(&f_a) as Arc<dyn ResetTarget>,
         Box::new(IgbParticipant::new(
@@ -281,7 +281,7 @@ pub fn heterogeneous_hot_reset_under_traffic(ctx: &Ctx) -> TestResult {
             quiesce_budget: Duration::from_secs(1),
             recover_budget: Duration::from_secs(10),
         },
-    );
+    )?;
 
     let reverse = Flow {
         src_ip: FLOW_A_TO_B.dst_ip,
