@@ -197,6 +197,39 @@ pub enum Error {
         reason: String,
     },
 
+    // ---- broker: reset groups shared between processes ----
+    /// The broker's socket could not be created, bound or used.
+    #[error("broker socket {path}: {what}: {source}")]
+    BrokerSocket {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Another broker answers on the socket path.
+    #[error("a broker is already serving {path}; stop it first or choose another socket path")]
+    BrokerRunning { path: PathBuf },
+    /// A client asked for a function its lease does not cover.
+    #[error("{device}: not in the lease of {client}: {why}")]
+    NotLeased {
+        device: PciAddress,
+        client: String,
+        why: String,
+    },
+    /// A client's participant failed a hook, missed its deadline, or its client went away.
+    #[error("{client}: {reason}")]
+    RemoteHook {
+        client: String,
+        phase: &'static str,
+        reason: String,
+    },
+    /// The broker refused or failed a client's request; the message is the broker's.
+    #[error("broker refused: {message}")]
+    BrokerRefused { message: String },
+    /// The other side broke the protocol (a malformed or unexpected message, no reply).
+    #[error("{peer}: broker protocol: {what}")]
+    BrokerProtocol { peer: String, what: String },
+
     // ---- backend::vfio ----
     /// The IOMMU is off (or absent), so VFIO cannot isolate a device.
     #[error(

@@ -5,6 +5,7 @@
 
 pub mod alloc_count;
 pub mod backend;
+pub mod broker;
 pub mod device;
 pub mod dma;
 pub mod error;

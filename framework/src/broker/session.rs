@@ -1,0 +1,267 @@
+//! One client's session with the broker: its requests, checked against its lease, and what
+//! happens to its functions when it goes away.
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use super::connection::{Connection, HookAnswer};
+use super::protocol::{
+    read_frame, BrokerMessage, ClientMessage, FrameError, RemoteBudget, RemoteMember,
+    PROTOCOL_VERSION,
+};
+use super::remote::{fence, RemoteParticipant};
+use super::server::Shared;
+use crate::error::{Error, Result};
+use crate::pci::PciAddress;
+use crate::reset::{ParticipantConfig, ResetOutcome, ResetRequest};
+
+/// Serves one client until it disconnects or the broker stops.
+pub(super) fn serve(shared: &Arc<Shared>, id: u64, mut stream: UnixStream) {
+    let writer = match stream
+        .set_write_timeout(Some(shared.config.write_timeout))
+        .and_then(|()| stream.try_clone())
+    {
+        Ok(writer) => writer,
+        Err(err) => {
+            tracing::warn!(client = id, %err, "broker: cannot set up the connection");
+            return;
+        }
+    };
+    let conn = Arc::new(Connection::new(id, writer));
+    shared.connections().insert(id, Arc::clone(&conn));
+    let mut greeted = false;
+    loop {
+        let message = match read_frame::<ClientMessage>(&mut stream) {
+            Ok(message) => message,
+            Err(FrameError::Closed | FrameError::Io(_)) => break,
+            Err(err @ FrameError::TooLong(_)) => {
+                // The stream cannot be resynchronised after a bad length: say why and close.
+                refuse(
+                    &conn,
+                    &format!("{}: {err}; closing the connection", conn.label()),
+                );
+                break;
+            }
+            Err(err @ FrameError::Malformed(_)) => {
+                refuse(&conn, &format!("{}: {err}", conn.label()));
+                continue;
+            }
+        };
+        let reply = match (greeted, message) {
+            (_, ClientMessage::Hello { version, name, pid }) if version == PROTOCOL_VERSION => {
+                greeted = true;
+                conn.set_label(&name, pid);
+                tracing::info!(client = %conn.label(), "broker: client connected");
+                BrokerMessage::Welcome {
+                    client: id,
+                    version,
+                }
+            }
+            (_, ClientMessage::Hello { version, .. }) => BrokerMessage::Refused {
+                message: format!(
+                    "{}: protocol version {version}, this broker speaks {PROTOCOL_VERSION}",
+                    conn.label()
+                ),
+            },
+            (false, _) => BrokerMessage::Refused {
+                message: format!("{}: send hello first", conn.label()),
+            },
+            (true, ClientMessage::HookDone { device, seq, error }) => {
+                if !conn.route(device, HookAnswer { seq, error }) {
+                    tracing::debug!(client = %conn.label(), %device, seq, "late hook answer");
+                }
+                continue;
+            }
+            (true, ClientMessage::RequestReset { request }) => {
+                // Runs on its own thread: this one must keep reading the hook answers of the
+                // reset it starts (this client's own participant takes part in it).
+                spawn_reset(shared, &conn, request);
+                continue;
+            }
+            (true, message) => match handle(shared, &conn, message) {
+                Ok(reply) => reply,
+                Err(err) => BrokerMessage::Refused {
+                    message: err.to_string(),
+                },
+            },
+        };
+        if conn.send(&reply).is_err() {
+            break;
+        }
+    }
+    disconnect(shared, &conn);
+}
+
+fn refuse(conn: &Connection, message: &str) {
+    tracing::warn!(client = %conn.label(), message, "broker: refused");
+    let _ = conn.send(&BrokerMessage::Refused {
+        message: message.to_string(),
+    });
+}
+
+fn handle(
+    shared: &Arc<Shared>,
+    conn: &Arc<Connection>,
+    message: ClientMessage,
+) -> Result<BrokerMessage> {
+    let label = conn.label();
+    match message {
+        ClientMessage::Acquire { device } => {
+            shared.leases.acquire(device, conn.id, &label)?;
+            let socket = conn.socket().map_err(|source| Error::BrokerSocket {
+                path: shared.config.socket.clone(),
+                what: "cannot lend over the client's connection",
+                source,
+            })?;
+            match shared.lender.lend(device, conn.id, &socket) {
+                Ok(token) => Ok(BrokerMessage::Leased { device, token }),
+                Err(err) => {
+                    shared.leases.release(device, conn.id);
+                    Err(err)
+                }
+            }
+        }
+        ClientMessage::Register {
+            device,
+            name,
+            budget,
+        } => {
+            shared.leases.check(device, conn.id, &label)?;
+            register(shared, conn, device, name, budget)?;
+            Ok(BrokerMessage::Done)
+        }
+        ClientMessage::Release { device } => {
+            shared.leases.check(device, conn.id, &label)?;
+            shared.coordinator.unregister(device);
+            shared.leases.release(device, conn.id);
+            Ok(BrokerMessage::Done)
+        }
+        // The session loop answers these itself; a second hello lands here.
+        ClientMessage::Hello { .. }
+        | ClientMessage::HookDone { .. }
+        | ClientMessage::RequestReset { .. } => Err(Error::BrokerProtocol {
+            peer: label,
+            what: "unexpected message".into(),
+        }),
+    }
+}
+
+fn register(
+    shared: &Arc<Shared>,
+    conn: &Arc<Connection>,
+    device: PciAddress,
+    name: String,
+    budget: RemoteBudget,
+) -> Result<()> {
+    let max = shared.config.max_budget;
+    if budget.quiesce() > max || budget.recover() > max || budget.quiesce_ms == 0 {
+        return Err(Error::BrokerRefused {
+            message: format!(
+                "{device}: budgets quiesce {} ms, recover {} ms: expected 1 ms to {} ms each",
+                budget.quiesce_ms,
+                budget.recover_ms,
+                max.as_millis()
+            ),
+        });
+    }
+    let Some(target) = shared.targets.get(&device).cloned() else {
+        return Err(Error::NotLeased {
+            device,
+            client: conn.label(),
+            why: "this broker does not lend it".into(),
+        });
+    };
+    let participant = RemoteParticipant {
+        device,
+        name: format!("{name} ({})", conn.label()),
+        target: Arc::clone(&target),
+        conn: Arc::clone(conn),
+        leases: Arc::clone(&shared.leases),
+        answers: conn.hook_channel(device),
+        budget,
+        current: None,
+        next_seq: 0,
+    };
+    // The client's real-time deadline decides; the coordinator's own deadline (on the
+    // functions' clock, virtual on the simulated bus) is a backstop well behind it.
+    let backstop = |b: std::time::Duration| b * 4 + std::time::Duration::from_secs(1);
+    let config = ParticipantConfig {
+        priority: budget.priority,
+        quiesce_budget: backstop(budget.quiesce()),
+        recover_budget: backstop(budget.recover()),
+    };
+    // The claimed function's member entry has no participant yet; this fills it in, and a
+    // second registration is refused by the coordinator.
+    shared
+        .coordinator
+        .register(target, Box::new(participant), config)
+}
+
+fn spawn_reset(shared: &Arc<Shared>, conn: &Arc<Connection>, request: ResetRequest) {
+    let label = conn.label();
+    if let Err(err) = shared.leases.check(request.device, conn.id, &label) {
+        refuse(conn, &err.to_string());
+        return;
+    }
+    let shared = Arc::clone(shared);
+    let replier = Arc::clone(conn);
+    let spawned = std::thread::Builder::new()
+        .name(format!("userpci-broker-reset-{}", conn.id))
+        .spawn(move || {
+            let reply = match shared.coordinator.request(request) {
+                Ok(outcome) => reset_done(&outcome),
+                Err(err) => BrokerMessage::Refused {
+                    message: err.to_string(),
+                },
+            };
+            let _ = replier.send(&reply);
+        });
+    if let Err(err) = spawned {
+        refuse(conn, &format!("{label}: cannot start the reset: {err}"));
+    }
+}
+
+fn reset_done(outcome: &ResetOutcome) -> BrokerMessage {
+    let report = &outcome.report;
+    BrokerMessage::ResetDone {
+        coalesced: outcome.coalesced,
+        members: report
+            .members
+            .iter()
+            .map(|m| RemoteMember {
+                address: m.address,
+                participant: m.participant.clone(),
+                failure: match &m.outcome {
+                    crate::reset::Outcome::Ok => None,
+                    crate::reset::Outcome::Failed(why) | crate::reset::Outcome::Skipped(why) => {
+                        Some(why.clone())
+                    }
+                },
+            })
+            .collect(),
+        report: serde_json::to_value(report.as_ref()).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// The client is gone: its participants see it at once (their channels close), then each
+/// function it held is taken back: participant removed, bus mastering off, lease freed, and
+/// the function put back under the coordinator as a claimed member.
+fn disconnect(shared: &Arc<Shared>, conn: &Arc<Connection>) {
+    conn.close();
+    shared.connections().remove(&conn.id);
+    for device in shared.leases.held_by(conn.id) {
+        let Some(target) = shared.targets.get(&device).cloned() else {
+            continue;
+        };
+        shared.coordinator.unregister(device);
+        fence(
+            target.as_ref(),
+            &shared.leases,
+            conn,
+            "its client disconnected",
+        );
+        shared.leases.release(device, conn.id);
+        shared.coordinator.add_function(target);
+    }
+    tracing::info!(client = %conn.label(), "broker: client gone");
+}
