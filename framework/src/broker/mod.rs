@@ -11,8 +11,8 @@
 //! one, fails, or disconnects is fenced: bus mastering off, lease revoked; the others go on.
 //!
 //! Modules, leaves first: [`protocol`] (frames and messages), `leases`, `connection` (the
-//! broker's end of one client), `remote` (the proxy participant and fencing), `session` (one
-//! client's requests), `server` ([`Broker`]); on the client side `hooks` (running hooks when
+//! broker's end of one client), `remote` (the proxy participant and fencing), `state` (what the
+//! broker's threads share), `session` (one client's requests), `server` ([`Broker`]); on the client side `hooks` (running hooks when
 //! asked) and `client` ([`BrokerClient`]); `lending` moves a function from broker to client.
 
 mod client;
@@ -24,8 +24,10 @@ pub mod protocol;
 mod remote;
 mod server;
 mod session;
+mod state;
 
 pub use client::{BrokerClient, RemoteResetOutcome};
 pub use leases::LeaseView;
 pub use lending::{Collector, Lender, SimLending};
-pub use server::{Broker, BrokerConfig};
+pub use server::Broker;
+pub use state::BrokerConfig;

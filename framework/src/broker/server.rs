@@ -5,67 +5,19 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use super::connection::Connection;
 use super::leases::{LeaseView, Leases};
 use super::lending::Lender;
 use super::session;
+use super::state::{BrokerConfig, Shared};
 use crate::device::ResetTarget;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
-use crate::reset::{CoordinatorConfig, ResetCoordinator, ResetOutcome, ResetRequest};
-
-/// How a broker serves.
-#[derive(Clone, Debug)]
-pub struct BrokerConfig {
-    /// The socket path clients connect to.
-    pub socket: PathBuf,
-    /// The socket file's permission bits: who may connect (owner and group by default).
-    pub mode: u32,
-    /// The longest quiesce or recover budget a client may ask for.
-    pub max_budget: Duration,
-    /// A write to a client that blocks longer than this fails, and the client is treated as
-    /// gone: a client that stops reading cannot stall a reset.
-    pub write_timeout: Duration,
-    /// The coordinator's settings.
-    pub coordinator: CoordinatorConfig,
-}
-
-impl BrokerConfig {
-    /// Serving on `socket`, mode 0660, budgets up to 10 s.
-    pub fn new(socket: impl Into<PathBuf>) -> Self {
-        BrokerConfig {
-            socket: socket.into(),
-            mode: 0o660,
-            max_budget: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(1),
-            coordinator: CoordinatorConfig::default(),
-        }
-    }
-}
-
-/// What the connection threads share with the broker.
-pub(super) struct Shared {
-    pub config: BrokerConfig,
-    pub coordinator: Arc<ResetCoordinator>,
-    pub lender: Arc<dyn Lender>,
-    pub targets: BTreeMap<PciAddress, Arc<dyn ResetTarget>>,
-    pub leases: Arc<Leases>,
-    pub connections: Mutex<BTreeMap<u64, Arc<Connection>>>,
-    next_client: AtomicU64,
-    stopping: AtomicBool,
-}
-
-impl Shared {
-    pub(super) fn connections(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Connection>>> {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::reset::{ResetCoordinator, ResetOutcome, ResetRequest};
 
 /// A running broker; dropping it stops serving and removes the socket.
 pub struct Broker {

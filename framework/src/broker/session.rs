@@ -10,7 +10,7 @@ use super::protocol::{
     PROTOCOL_VERSION,
 };
 use super::remote::{fence, RemoteParticipant};
-use super::server::Shared;
+use super::state::Shared;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::reset::{ParticipantConfig, ResetOutcome, ResetRequest};
