@@ -181,7 +181,10 @@ fn two_nvme_clients_of_one_reset_group_lose_and_double_nothing_across_a_brokered
         assert_eq!(sim.bus_resets, 1, "{at}");
         // Quiesced across the socket before the reset: no doorbell reached a disabled or
         // resetting controller, no register access with memory decoding off.
-        assert_eq!(sim.mmio_while_memory_disabled, 0, "{at}: would be SIGBUS on VFIO");
+        assert_eq!(
+            sim.mmio_while_memory_disabled, 0,
+            "{at}: would be SIGBUS on VFIO"
+        );
         let model = bus
             .with_model(addr(at), |m: &mut NvmeModel| m.stats())
             .unwrap();

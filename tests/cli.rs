@@ -238,3 +238,40 @@ fn demo_refused_with_svg_says_that_no_file_was_written() {
     );
     assert!(!path.exists(), "the empty file is removed");
 }
+
+#[test]
+fn a_passing_demo_logs_no_error_for_the_faults_it_injects() {
+    // The default filter shows errors only: a fault that was injected and recovered from is
+    // not one (the flr scenario's CSTS.CFS was logged at ERROR).
+    for scenario in ["bus", "flr"] {
+        let (ok, _stdout, stderr) = userpci(&["demo", "--scenario", scenario, "--writes", "200"]);
+        assert!(ok, "{scenario}: {stderr}");
+        assert_eq!(stderr, "", "{scenario}: nothing logged at ERROR");
+    }
+}
+
+#[test]
+fn the_hugepage_warning_is_given_once_per_process_not_per_port() {
+    // pktgen's default is two ports, each allocating DMA memory.
+    let out = Command::new(env!("CARGO_BIN_EXE_userpci"))
+        .args(["net", "pktgen", "--seconds", "0.02"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the userpci binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings = stderr.matches("no 2 MiB hugepages available").count();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let no_free_hugepages = meminfo
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["HugePages_Free:", "0"]);
+    if no_free_hugepages {
+        assert_eq!(warnings, 1, "{stderr}");
+    } else {
+        assert!(warnings <= 1, "{stderr}");
+    }
+}

@@ -133,7 +133,7 @@ impl<F: PciFunction> Inner<F> {
             Ok(()) => {
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.state.set(ControllerState::Enabled);
-                tracing::warn!(queues = admin.qpairs.len(), "controller recovered");
+                tracing::info!(queues = admin.qpairs.len(), "controller recovered");
                 Ok(())
             }
             Err(err) => {

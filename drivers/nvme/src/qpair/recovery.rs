@@ -82,7 +82,9 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
     pub(super) fn handle_timeouts(&mut self) {
         match self.ctrl.check_fatal() {
             Ok(true) => {
-                tracing::error!(device = %self.device, qid = self.qid, "CSTS.CFS: controller fatal");
+                // A warning, as Linux's "controller is down; will reset": the reset that
+                // follows is what decides whether anything failed.
+                tracing::warn!(device = %self.device, qid = self.qid, "CSTS.CFS: controller fatal; resetting");
                 self.reset_wanted = Some(ResetCause::FatalStatus);
             }
             Ok(false) => {}
