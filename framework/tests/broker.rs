@@ -533,3 +533,90 @@ impl RawClient {
         }
     }
 }
+
+/// Quiesces only after `hold` has passed, and says when it began.
+struct SlowQuiesce {
+    inner: EngineParticipant,
+    began: crossbeam::channel::Sender<()>,
+    until: Option<std::time::Instant>,
+}
+
+impl ResetParticipant for SlowQuiesce {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn address(&self) -> PciAddress {
+        self.inner.address()
+    }
+    fn begin_quiesce(&mut self) -> Result<()> {
+        self.until = Some(std::time::Instant::now() + Duration::from_millis(50));
+        let _ = self.began.send(());
+        self.inner.begin_quiesce()
+    }
+    fn poll_quiesce(&mut self) -> Result<Progress> {
+        Ok(match self.until {
+            Some(until) if std::time::Instant::now() < until => Progress::Pending,
+            _ => Progress::Done,
+        })
+    }
+    fn begin_recover(&mut self) -> Result<()> {
+        self.inner.begin_recover()
+    }
+    fn poll_recover(&mut self) -> Result<Progress> {
+        self.inner.poll_recover()
+    }
+    fn abandon(&mut self, reason: &str) {
+        self.inner.abandon(reason)
+    }
+}
+
+#[test]
+fn a_client_registering_during_a_reset_does_not_hold_up_its_own_hook_answers() {
+    // The client's second registration waits for the running reset; the broker must still
+    // route the client's quiesce answer for its first function meanwhile, or that function
+    // misses its deadline and is fenced.
+    let rig = rig();
+    let client = BrokerClient::connect(rig.broker.socket(), "two", rig.lending.clone()).unwrap();
+    let first = client.open(addr("01:00.0")).unwrap();
+    let second = client.open(addr("01:00.1")).unwrap();
+    let (began, quiescing) = crossbeam::channel::unbounded();
+    let engine = Arc::new(Mutex::new(Engine::new(first, 1)));
+    client
+        .register(
+            Box::new(SlowQuiesce {
+                inner: EngineParticipant {
+                    address: addr("01:00.0"),
+                    engine: Arc::clone(&engine),
+                    hang: false,
+                    abandoned: Arc::new(Mutex::new(None)),
+                },
+                began,
+                until: None,
+            }),
+            ParticipantConfig {
+                priority: 0,
+                quiesce_budget: Duration::from_secs(2),
+                recover_budget: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+    let outcome = std::thread::scope(|s| {
+        let reset = s.spawn(|| rig.broker.request_reset(group_reset("01:00.0")).unwrap());
+        quiescing.recv().unwrap();
+        client
+            .register(
+                Box::new(EngineParticipant {
+                    address: addr("01:00.1"),
+                    engine: Arc::new(Mutex::new(Engine::new(second, 2))),
+                    hang: false,
+                    abandoned: Arc::new(Mutex::new(None)),
+                }),
+                ParticipantConfig::default(),
+            )
+            .unwrap();
+        reset.join().unwrap()
+    });
+    assert!(outcome.report.all_recovered(), "{:?}", outcome.report);
+    assert!(client.fenced().is_empty(), "{:?}", client.fenced());
+    assert!(rig.bus_master("01:00.0"));
+}

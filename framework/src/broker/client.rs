@@ -163,8 +163,18 @@ impl<C: Collector + 'static> BrokerClient<C> {
             quiesce_ms: millis(config.quiesce_budget),
             recover_ms: millis(config.recover_budget),
         };
-        // In the table before the broker can ask for a hook.
-        relock(&self.hooks.participants).insert(device, participant);
+        // In the table before the broker can ask for a hook; never over another one.
+        {
+            let mut participants = relock(&self.hooks.participants);
+            if let Some(existing) = participants.get(&device) {
+                return Err(Error::AlreadyRegistered {
+                    device,
+                    existing: existing.name(),
+                    new: name,
+                });
+            }
+            participants.insert(device, participant);
+        }
         let registered = self.call(&ClientMessage::Register {
             device,
             name,

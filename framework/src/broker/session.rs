@@ -13,7 +13,7 @@ use super::remote::{fence, RemoteParticipant};
 use super::state::Shared;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
-use crate::reset::{ParticipantConfig, ResetOutcome, ResetRequest};
+use crate::reset::{ParticipantConfig, ResetOutcome};
 
 /// Serves one client until it disconnects or the broker stops.
 pub(super) fn serve(shared: &Arc<Shared>, id: u64, mut stream: UnixStream) {
@@ -72,18 +72,13 @@ pub(super) fn serve(shared: &Arc<Shared>, id: u64, mut stream: UnixStream) {
                 }
                 continue;
             }
-            (true, ClientMessage::RequestReset { request }) => {
-                // Runs on its own thread: this one must keep reading the hook answers of the
-                // reset it starts (this client's own participant takes part in it).
-                spawn_reset(shared, &conn, request);
+            (true, message) => {
+                // On a thread of its own: a reset, and the coordinator calls of register and
+                // release, wait for a running reset, and this thread must keep routing the
+                // hook answers that reset needs from this very client.
+                spawn_request(shared, &conn, message);
                 continue;
             }
-            (true, message) => match handle(shared, &conn, message) {
-                Ok(reply) => reply,
-                Err(err) => BrokerMessage::Refused {
-                    message: err.to_string(),
-                },
-            },
         };
         if conn.send(&reply).is_err() {
             break;
@@ -106,6 +101,10 @@ fn handle(
 ) -> Result<BrokerMessage> {
     let label = conn.label();
     match message {
+        ClientMessage::RequestReset { request } => {
+            shared.leases.check(request.device, conn.id, &label)?;
+            Ok(reset_done(&shared.coordinator.request(request)?))
+        }
         ClientMessage::Acquire { device } => {
             shared.leases.acquire(device, conn.id, &label)?;
             let socket = conn.socket().map_err(|source| Error::BrokerSocket {
@@ -137,12 +136,12 @@ fn handle(
             Ok(BrokerMessage::Done)
         }
         // The session loop answers these itself; a second hello lands here.
-        ClientMessage::Hello { .. }
-        | ClientMessage::HookDone { .. }
-        | ClientMessage::RequestReset { .. } => Err(Error::BrokerProtocol {
-            peer: label,
-            what: "unexpected message".into(),
-        }),
+        ClientMessage::Hello { .. } | ClientMessage::HookDone { .. } => {
+            Err(Error::BrokerProtocol {
+                peer: label,
+                what: "unexpected message".into(),
+            })
+        }
     }
 }
 
@@ -197,27 +196,23 @@ fn register(
         .register(target, Box::new(participant), config)
 }
 
-fn spawn_reset(shared: &Arc<Shared>, conn: &Arc<Connection>, request: ResetRequest) {
-    let label = conn.label();
-    if let Err(err) = shared.leases.check(request.device, conn.id, &label) {
-        refuse(conn, &err.to_string());
-        return;
-    }
-    let shared = Arc::clone(shared);
-    let replier = Arc::clone(conn);
+fn spawn_request(shared: &Arc<Shared>, conn: &Arc<Connection>, message: ClientMessage) {
+    let worker = (Arc::clone(shared), Arc::clone(conn));
     let spawned = std::thread::Builder::new()
-        .name(format!("userpci-broker-reset-{}", conn.id))
+        .name(format!("userpci-broker-request-{}", conn.id))
         .spawn(move || {
-            let reply = match shared.coordinator.request(request) {
-                Ok(outcome) => reset_done(&outcome),
-                Err(err) => BrokerMessage::Refused {
+            let (shared, conn) = worker;
+            let reply =
+                handle(&shared, &conn, message).unwrap_or_else(|err| BrokerMessage::Refused {
                     message: err.to_string(),
-                },
-            };
-            let _ = replier.send(&reply);
+                });
+            let _ = conn.send(&reply);
         });
     if let Err(err) = spawned {
-        refuse(conn, &format!("{label}: cannot start the reset: {err}"));
+        refuse(
+            conn,
+            &format!("{}: cannot serve the request: {err}", conn.label()),
+        );
     }
 }
 
