@@ -497,6 +497,53 @@ fn a_device_that_never_comes_back_fails_its_participant_only() {
 }
 
 #[test]
+fn a_removed_member_fails_alone_in_the_timeline_of_its_group_reset() {
+    let rig = rig();
+    rig.bus
+        .inject(addr("01:00.1"), SimFault::SurpriseRemoval)
+        .unwrap();
+    rig.start_workload();
+    let outcome = rig
+        .coordinator
+        .request(ResetRequest::new(
+            addr("01:00.1"),
+            ResetCause::NotResponding,
+        ))
+        .unwrap();
+    let report = &outcome.report;
+    assert_eq!(report.kind, ResetKind::Bus);
+    let phase = |member: &str, phase: Phase| {
+        report
+            .timeline
+            .phases
+            .iter()
+            .find(|r| r.member == member && r.phase == phase)
+            .map(|r| r.outcome.clone())
+            .unwrap()
+    };
+    assert_eq!(phase("engine 01:00.0", Phase::Reset), Outcome::Ok);
+    assert_eq!(phase("engine 01:00.0", Phase::WaitReady), Outcome::Ok);
+    assert_eq!(phase("engine 01:00.0", Phase::Recover), Outcome::Ok);
+    assert_eq!(
+        phase("engine 01:00.1", Phase::Reset),
+        Outcome::Failed("0000:01:00.1: device is not responding (reads return all ones)".into())
+    );
+    assert!(matches!(
+        phase("engine 01:00.1", Phase::WaitReady),
+        Outcome::Failed(_)
+    ));
+    let failed: Vec<_> = report
+        .members
+        .iter()
+        .filter(|m| !m.outcome.is_ok())
+        .map(|m| m.address)
+        .collect();
+    assert_eq!(failed, vec![addr("01:00.1")]);
+    rig.finish_workload();
+    assert!(rig.exactly_once("01:00.0"));
+}
+
+#[test]
 fn a_fault_during_recovery_fails_that_participant_and_the_next_still_recovers() {
     let rig = rig_with(&[(
         "01:00.1",
