@@ -454,6 +454,41 @@ fn malformed_messages_get_an_error_and_the_broker_keeps_serving() {
 }
 
 #[test]
+fn a_client_must_say_hello_in_this_protocol_version_first() {
+    let rig = rig();
+    let mut raw = RawClient {
+        stream: UnixStream::connect(rig.broker.socket()).unwrap(),
+    };
+    write_frame(
+        &mut raw.stream,
+        &ClientMessage::Acquire {
+            device: addr("01:00.0"),
+        },
+    )
+    .unwrap();
+    let refused = raw.read_refusal();
+    assert!(
+        refused.starts_with("client ") && refused.ends_with(": send hello first"),
+        "{refused}"
+    );
+    let hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION + 1,
+        name: "future".into(),
+        pid: 7,
+    };
+    write_frame(&mut raw.stream, &hello).unwrap();
+    let refused = raw.read_refusal();
+    assert!(
+        refused.ends_with(&format!(
+            ": protocol version {}, this broker speaks {PROTOCOL_VERSION}",
+            PROTOCOL_VERSION + 1
+        )),
+        "{refused}"
+    );
+    assert!(rig.broker.leases().iter().all(|l| l.holder.is_none()));
+}
+
+#[test]
 fn a_second_broker_on_a_live_socket_is_refused_and_a_stale_one_is_replaced() {
     let rig = rig();
     let path = rig.broker.socket().to_path_buf();
