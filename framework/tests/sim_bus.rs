@@ -10,6 +10,7 @@ use userpci_framework::backend::sim::topology::{Topology, TopologyBuilder};
 use userpci_framework::backend::sim::{
     BarInfo, DeviceModel, DmaAccess, FaultReason, ModelContext, ModelInfo, ModelRegistry,
     ResetKind, SimBus, SimFault, BUS_RESET_ASSERT, BUS_RESET_READY_DELAY, FLR_READY_DELAY,
+    LINK_TRAIN_LIMIT,
 };
 use userpci_framework::device::{
     config, Ownership, PciFunction, PciFunctionExt, RegisterIo, ResetMethod,
@@ -609,6 +610,32 @@ fn surprise_removal_reads_all_ones_and_fails_resets() {
     ));
     bus.clear_faults(addr("01:00.0")).unwrap();
     assert_eq!(f.ids().unwrap(), (0x1234, 0x5678));
+}
+
+#[test]
+fn a_bus_reset_gives_up_on_a_removed_member_after_the_link_training_limit() {
+    // Linux waits 1 s for a link that does not train, not the 60 s it gives a function that
+    // is there but not ready; every member of the group waits with it.
+    let bus = bus();
+    let f0 = bus.open(addr("01:00.0")).unwrap();
+    let _f1 = bus.open(addr("01:00.1")).unwrap();
+    bus.inject(addr("01:00.1"), SimFault::SurpriseRemoval)
+        .unwrap();
+    let start = bus.clock().now();
+    let err = f0.reset_group_hot().unwrap_err();
+    assert!(
+        matches!(err, Error::DeviceGone { device } if device == addr("01:00.1")),
+        "{err}"
+    );
+    assert_eq!(
+        bus.clock().now() - start,
+        BUS_RESET_ASSERT + BUS_RESET_READY_DELAY + LINK_TRAIN_LIMIT
+    );
+    assert_eq!(
+        f0.ids().unwrap(),
+        (0x1234, 0x5678),
+        "the present member is back"
+    );
 }
 
 #[test]

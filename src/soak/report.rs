@@ -215,7 +215,8 @@ pub struct SoakReport {
     pub virtual_time_ns: u64,
     pub wall_time_ns: u64,
     /// The longest reset (a surprise removal's: the bus reset waits for the removed
-    /// function as the kernel does, 60 s, and the surviving members wait with it).
+    /// function's link as the kernel does, 1 s, then the coordinator 1 s for its config
+    /// reads, and the surviving members wait with it).
     pub worst_recovery: Option<WorstRecovery>,
     /// The longest reset that every member came out of recovered.
     pub worst_full_recovery: Option<WorstRecovery>,

@@ -41,6 +41,11 @@ pub const BUS_RESET_READY_DELAY: Duration = Duration::from_millis(100);
 /// How long the kernel waits for a function to answer after a reset before giving up
 /// (`PCIE_RESET_READY_POLL_MS`).
 pub const RESET_READY_LIMIT: Duration = Duration::from_secs(60);
+/// How long Linux waits after a bus reset for a link that does not train (a card that was
+/// pulled) before it gives up on the whole wait (`PCI_RESET_WAIT`, 1 s, in
+/// `pci_bridge_wait_for_secondary_bus`: "Data Link Layer Link Active not set in 1000 msec").
+/// [`RESET_READY_LIMIT`] applies only to a function whose link is up but that is not ready.
+pub const LINK_TRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// A fault injected into a simulated function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,7 +463,8 @@ impl SimBus {
                 }
             }
             let extra = if state.faults.removed {
-                RESET_READY_LIMIT
+                // Only a bus reset gets here (an FLR of a removed function fails at once).
+                LINK_TRAIN_LIMIT
             } else {
                 state.faults.slow_ready
             };

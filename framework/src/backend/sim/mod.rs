@@ -10,7 +10,7 @@ pub mod topology;
 
 pub use bus::{
     FunctionStats, SimBar, SimBus, SimFault, SimFunction, BUS_RESET_ASSERT, BUS_RESET_READY_DELAY,
-    FLR_READY_DELAY, RESET_READY_LIMIT,
+    FLR_READY_DELAY, LINK_TRAIN_LIMIT, RESET_READY_LIMIT,
 };
 pub use clock::SimClock;
 pub use iommu::{DmaAccess, DmaFault, FaultReason, SimIommu, DEFAULT_IOVA_RANGES};
