@@ -655,3 +655,41 @@ fn a_client_registering_during_a_reset_does_not_hold_up_its_own_hook_answers() {
     assert!(client.fenced().is_empty(), "{:?}", client.fenced());
     assert!(rig.bus_master("01:00.0"));
 }
+
+#[test]
+fn clients_of_a_broker_that_stopped_get_a_clear_error_and_a_restarted_broker_serves_again() {
+    let rig = rig();
+    let path = rig.broker.socket().to_path_buf();
+    let a = client(&rig, "a", "01:00.0", 10, false);
+    let Rig {
+        bus,
+        lending,
+        functions,
+        broker,
+    } = rig;
+    drop(broker);
+    let err = a.client.request_reset(group_reset("01:00.0")).unwrap_err();
+    assert!(matches!(err, Error::BrokerProtocol { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "broker at {}: broker protocol: the broker closed the connection",
+            path.display()
+        )
+    );
+    // A broker started again on the same path serves new clients; the old client's lease
+    // died with the old broker.
+    let broker = Broker::start(lending.clone(), BrokerConfig::new(&path)).unwrap();
+    let restarted = Rig {
+        bus,
+        lending,
+        functions,
+        broker,
+    };
+    assert!(restarted.broker.leases().iter().all(|l| l.holder.is_none()));
+    let b = client(&restarted, "b", "01:00.1", 1, false);
+    let outcome = b.client.request_reset(group_reset("01:00.1")).unwrap();
+    assert!(outcome.all_recovered(), "{outcome:?}");
+    restarted.finish(&[&b]);
+    assert!(b.engine.lock().unwrap().exactly_once());
+}

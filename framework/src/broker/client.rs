@@ -229,20 +229,31 @@ impl<C: Collector + 'static> BrokerClient<C> {
 
     fn call(&self, message: &ClientMessage) -> Result<BrokerMessage> {
         let _one_at_a_time = relock(&self.call);
-        write_frame(&mut *relock(&self.writer), message).map_err(|source| Error::BrokerSocket {
-            path: self.socket.clone(),
-            what: "cannot send",
-            source,
-        })?;
+        let closed = || self.protocol("the broker closed the connection".into());
+        if self.hooks.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        if let Err(source) = write_frame(&mut *relock(&self.writer), message) {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionReset, NotConnected};
+            return Err(
+                if matches!(source.kind(), BrokenPipe | ConnectionReset | NotConnected) {
+                    closed()
+                } else {
+                    Error::BrokerSocket {
+                        path: self.socket.clone(),
+                        what: "cannot send",
+                        source,
+                    }
+                },
+            );
+        }
         match self.replies.recv_timeout(self.reply_timeout) {
             Ok(BrokerMessage::Refused { message }) => Err(Error::BrokerRefused { message }),
             Ok(reply) => Ok(reply),
             Err(RecvTimeoutError::Timeout) => {
                 Err(self.protocol(format!("no reply in {} s", self.reply_timeout.as_secs())))
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(self.protocol("the broker closed the connection".into()))
-            }
+            Err(RecvTimeoutError::Disconnected) => Err(closed()),
         }
     }
 
