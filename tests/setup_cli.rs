@@ -48,7 +48,7 @@ fn status_json_has_a_schema_units_in_names_and_strings_for_ids_and_paths() {
     assert_eq!(h["hugepage_bytes"], 2 << 20);
     assert_eq!(h["total_pages"], 4);
     assert_eq!(h["total_bytes"], 8 << 20);
-    assert_eq!(h["pools"][0]["node"], 0);
+    assert_eq!(h["pools"][0]["node"], "0");
     assert_eq!(
         h["pools"][0]["path"],
         "/sys/devices/system/node/node0/hugepages/hugepages-2048kB"

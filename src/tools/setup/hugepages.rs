@@ -24,13 +24,25 @@ pub const DEFAULT_MOUNT: &str = "/dev/hugepages";
 /// One pool of 2 MiB pages: a NUMA node's, or the machine's when there are no node dirs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pool {
-    /// The NUMA node, `None` for the machine-wide pool.
+    /// The NUMA node, `None` for the machine-wide pool (a string in JSON, as every id).
+    #[serde(serialize_with = "node_as_string")]
     pub node: Option<u32>,
     /// Its sysfs directory (`/sys/devices/system/node/node0/hugepages/hugepages-2048kB`).
     pub path: String,
     pub total_pages: u64,
     pub free_pages: u64,
     pub total_bytes: u64,
+}
+
+/// A NUMA node as JSON shows ids: `"1"`, or `null` for the machine-wide pool.
+pub fn node_as_string<S: serde::Serializer>(
+    node: &Option<u32>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match node {
+        Some(node) => serializer.serialize_str(&node.to_string()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// The `nr_hugepages` file of a pool directory.

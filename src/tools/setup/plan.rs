@@ -46,6 +46,7 @@ pub enum Change {
     /// Writes a pool's `nr_hugepages`.
     SetHugepages {
         path: String,
+        #[serde(serialize_with = "hugepages::node_as_string")]
         node: Option<u32>,
         from_pages: u64,
         to_pages: u64,
