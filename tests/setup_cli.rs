@@ -141,6 +141,10 @@ fn setup_gives_the_user_the_nodes_status_shows_it_and_reset_undoes_it() {
     let again = userpci(&fake, &["reset"]);
     assert!(again.status.success());
     assert!(stdout(&again).starts_with("nothing to reset: no /run/userpci/setup.json"));
+    let again = json(&userpci(&fake, &["reset", "--json"]));
+    assert_eq!(again["schema"], 1);
+    assert_eq!(again["had_state"], false);
+    assert_eq!(again["restored"], serde_json::json!([]));
 }
 
 #[test]

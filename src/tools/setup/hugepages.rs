@@ -50,6 +50,20 @@ pub fn count_file(pool_dir: &str) -> PathBuf {
     Path::new(pool_dir).join("nr_hugepages")
 }
 
+/// True for a 2 MiB pool's `nr_hugepages` (the machine's or a node's): the only files reset
+/// writes a count to, whatever the state file says.
+pub fn is_pool_count_file(path: &str) -> bool {
+    let Some(dir) = path.strip_suffix("/nr_hugepages") else {
+        return false;
+    };
+    dir == GLOBAL_POOL
+        || dir
+            .strip_prefix(NODE_ROOT)
+            .and_then(|rest| rest.strip_prefix("/node"))
+            .and_then(|rest| rest.strip_suffix(&format!("/hugepages/{POOL_DIR}")))
+            .is_some_and(|node| node.parse::<u32>().is_ok())
+}
+
 fn node_pool_dir(node: u32) -> String {
     format!("{NODE_ROOT}/node{node}/hugepages/{POOL_DIR}")
 }
@@ -251,6 +265,23 @@ mod tests {
         assert!(err.contains("--hugemem = lots"), "{err}");
         assert!(parse_size("5X").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn only_pool_count_files_are_pool_count_files() {
+        assert!(is_pool_count_file(
+            &count_file(GLOBAL_POOL).display().to_string()
+        ));
+        assert!(is_pool_count_file(
+            "/sys/devices/system/node/node12/hugepages/hugepages-2048kB/nr_hugepages"
+        ));
+        assert!(!is_pool_count_file(
+            "/sys/devices/system/node/nodeX/hugepages/hugepages-2048kB/nr_hugepages"
+        ));
+        assert!(!is_pool_count_file("/etc/passwd"));
+        assert!(!is_pool_count_file(
+            "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+        ));
     }
 
     #[test]

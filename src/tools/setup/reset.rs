@@ -138,6 +138,13 @@ fn restore_pool(
     pool: &HugepageChange,
     report: &mut ResetReport,
 ) -> Result<()> {
+    if !hugepages::is_pool_count_file(&pool.path) {
+        report.left.push(format!(
+            "{}: not a 2 MiB nr_hugepages file, not touched (the state file was edited?)",
+            pool.path
+        ));
+        return Ok(());
+    }
     let now = root.read_number(&pool.path)?;
     if now != pool.set_pages {
         report.left.push(format!(
