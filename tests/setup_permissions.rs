@@ -62,6 +62,11 @@ fn the_nodes_of_a_vfio_function_go_to_the_user_and_reset_gives_them_back() {
         shared_before,
         "0666 already: untouched"
     );
+    let limits_line = &report.memlock.advice[1];
+    assert!(
+        limits_line.contains("'alice soft memlock "),
+        "{limits_line}"
+    );
 
     let undone = reset(&fake.root(), &mut host).unwrap();
     assert_eq!(undone.restored.len(), 3, "{:?}", undone.restored);

@@ -196,9 +196,10 @@ fn print_status(s: &SetupStatus) -> CliResult {
         .collect();
     userpci::outln!("modules: {}", modules.join(", "))?;
     userpci::outln!(
-        "IOMMU: {} ({} groups; command line: {})",
+        "IOMMU: {} ({} group{}; command line: {})",
         if s.iommu.enabled { "on" } else { "off" },
         s.iommu.group_count,
+        if s.iommu.group_count == 1 { "" } else { "s" },
         if s.iommu.cmdline_options.is_empty() {
             "no IOMMU options".to_string()
         } else {

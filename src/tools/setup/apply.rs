@@ -9,7 +9,7 @@ use super::hugepages::HUGEPAGE_BYTES;
 use super::iommu::{self, IommuState};
 use super::memlock::{self, Memlock};
 use super::modules;
-use super::permissions;
+use super::permissions::{self, Grantee};
 use super::plan::{plan, Change, SetupRequest};
 use super::state::{
     self, HugepageChange, MountChange, NodeChange, SetupState, STATE_FILE, STATE_SCHEMA,
@@ -57,7 +57,11 @@ pub fn setup(
     }
     let iommu = iommu::read(root)?;
     warnings.extend(iommu::off_warning(&iommu));
-    let memlock = memlock::read(root, plan.hugepage_bytes_after)?;
+    let user = match &plan.grantee {
+        Some(Grantee::User(user)) => Some(user.name.as_str()),
+        _ => None,
+    };
+    let memlock = memlock::read(root, plan.hugepage_bytes_after, user)?;
     if plan.grantee.is_some() && !memlock.enough {
         warnings.push(format!(
             "the memlock limit here is {}, below the {} of hugepages: give the user a larger \

@@ -82,7 +82,8 @@ pub fn explain(group_count: usize, options: &[String], cpu_vendor: Option<&str>)
     let passthrough = has(options, "iommu=pt") || has(options, "iommu.passthrough=1");
     if group_count > 0 {
         lines.push(format!(
-            "the IOMMU is on: {group_count} groups in {GROUPS}; VFIO can take functions"
+            "the IOMMU is on: {group_count} group{} in {GROUPS}; VFIO can take functions",
+            if group_count == 1 { "" } else { "s" }
         ));
         if passthrough {
             lines.push(

@@ -24,8 +24,9 @@ pub struct Memlock {
     pub advice: Vec<String>,
 }
 
-/// The limit of this process, judged against `needed_bytes`.
-pub fn read(root: &SystemRoot, needed_bytes: u64) -> Result<Memlock> {
+/// The limit of this process, judged against `needed_bytes`; the advice names `user` (the
+/// `--user` of setup) where it can, else says `USER`.
+pub fn read(root: &SystemRoot, needed_bytes: u64, user: Option<&str>) -> Result<Memlock> {
     let text = root.read(LIMITS)?;
     let (soft_bytes, hard_bytes) = parse_limits(&text).ok_or_else(|| ToolError::Malformed {
         path: LIMITS.into(),
@@ -37,7 +38,7 @@ pub fn read(root: &SystemRoot, needed_bytes: u64) -> Result<Memlock> {
         hard_bytes,
         needed_bytes,
         enough,
-        advice: advice(needed_bytes),
+        advice: advice(needed_bytes, user.unwrap_or("USER")),
     })
 }
 
@@ -68,8 +69,8 @@ pub fn human(bytes: Option<u64>) -> String {
     }
 }
 
-/// How to give an unprivileged user a limit of `needed_bytes`.
-pub fn advice(needed_bytes: u64) -> Vec<String> {
+/// How to give the unprivileged `user` a limit of `needed_bytes`.
+pub fn advice(needed_bytes: u64, user: &str) -> Vec<String> {
     // limits.conf counts in KiB; round up so the line covers the need.
     let kib = needed_bytes.div_ceil(1024).max(1);
     vec![
@@ -80,7 +81,7 @@ pub fn advice(needed_bytes: u64) -> Vec<String> {
         ),
         format!(
             "for login sessions: a file /etc/security/limits.d/userpci.conf with the lines \
-             'USER soft memlock {kib}' and 'USER hard memlock {kib}' (KiB; or 'unlimited'), \
+             '{user} soft memlock {kib}' and '{user} hard memlock {kib}' (KiB; or 'unlimited'), \
              then log in again"
         ),
         format!(
@@ -111,9 +112,12 @@ mod tests {
 
     #[test]
     fn the_advice_names_the_amount_in_the_units_of_each_place() {
-        let lines = advice(1 << 30);
+        let lines = advice(1 << 30, "alice");
         assert!(lines[0].contains("1 GiB"), "{lines:?}");
-        assert!(lines[1].contains("memlock 1048576"), "{lines:?}");
+        assert!(
+            lines[1].contains("'alice soft memlock 1048576'"),
+            "{lines:?}"
+        );
         assert!(lines[2].contains("LimitMEMLOCK=1073741824"), "{lines:?}");
         assert!(lines[3].contains("charged to the user"), "{lines:?}");
     }

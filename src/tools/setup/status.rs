@@ -116,7 +116,7 @@ pub fn read(root: &SystemRoot) -> Result<SetupStatus> {
     let iommu = iommu::read(root)?;
     warnings.extend(iommu::off_warning(&iommu));
     warnings.extend(modules::interface_warning(root));
-    let memlock = memlock::read(root, hugepages.total_bytes)?;
+    let memlock = memlock::read(root, hugepages.total_bytes, None)?;
     Ok(SetupStatus {
         schema: SCHEMA_VERSION,
         modules: modules::status(root),
