@@ -2,6 +2,8 @@
 //! lines: every message names the value at fault and what was expected.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 
 use crate::framework::pci::PciAddress;
 
@@ -57,6 +59,27 @@ pub enum ToolError {
         other: PciAddress,
         other_driver: &'static str,
     },
+    /// A file of the system (sysfs, procfs, /dev, /etc, the setup state) could not be read or
+    /// changed; `path` is the system's path (under `userpci setup --root`, inside that tree).
+    #[error("cannot {action} {path}: {source}")]
+    System {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// An action that changes the system, asked of a user who is not root.
+    #[error("{action} changes the system: run it as root (sudo){hint}")]
+    NotRoot {
+        action: &'static str,
+        hint: &'static str,
+    },
+    /// A command that setup runs (`modprobe`, `mount`, `umount`) failed.
+    #[error("`{command}` failed: {message}")]
+    CommandFailed { command: String, message: String },
+    /// A file of the system does not read as the kernel (or `userpci setup`) writes it.
+    #[error("{path}: {message}")]
+    Malformed { path: PathBuf, message: String },
 }
 
 /// Shorthand for the tools' results.
@@ -72,6 +95,19 @@ pub fn invalid(
         name,
         value: value.to_string(),
         expected: expected.into(),
+    }
+}
+
+/// Builds a [`ToolError::System`] for `path` (a closure for `map_err`).
+pub fn system(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> ToolError {
+    let path = path.into();
+    move |source| ToolError::System {
+        action,
+        path,
+        source,
     }
 }
 

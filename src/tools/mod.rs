@@ -6,12 +6,14 @@
 //! | [`run`] | what every tool shares: the Ctrl-C stop flag, the progress rule, the `main` |
 //! | [`nvme`] | `identify` (an `nvme id-ctrl`/`id-ns` report) and `perf` (SPDK-`perf`-like) |
 //! | [`net`] | `pktgen` (ixy-pktgen-like) and `fwd` (a two-port forwarder) |
+//! | [`setup`] | `userpci setup`: hugepages, modules, IOMMU, memlock, device nodes for a user |
 
 pub mod cli;
 pub mod error;
 pub mod net;
 pub mod nvme;
 pub mod run;
+pub mod setup;
 
 /// Sets up logging to stderr (`RUST_LOG`, default `warn`), for the examples.
 pub fn init_logging() {

@@ -293,22 +293,27 @@ build_kernel() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 4. The guest test binary, static (no shared libraries in the initramfs).
+# 4. The guest test binary and the userpci CLI (setup_then_unprivileged_perf runs it), static
+#    (no shared libraries in the initramfs).
 
 GUEST_BIN=
+CLI_BIN=
 build_guest_binary() {
-    local target=x86_64-unknown-linux-gnu
+    local target=x86_64-unknown-linux-gnu bin
     (cd "$REPO" &&
         RUSTFLAGS="-C target-feature=+crt-static" \
             CARGO_TARGET_DIR="$OUT/cargo" \
             CARGO_PROFILE_RELEASE_DEBUG=0 \
             CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-            cargo build --release --target "$target" -p userpci-vmtest)
+            cargo build --release --target "$target" -p userpci-vmtest -p userpci --bin userpci-vmtest --bin userpci)
     GUEST_BIN="$OUT/cargo/$target/release/userpci-vmtest"
-    [[ -x $GUEST_BIN ]] || die "no $GUEST_BIN after the build"
-    if file "$GUEST_BIN" 2>/dev/null | grep -q 'dynamically linked'; then
-        die "$GUEST_BIN is dynamically linked"
-    fi
+    CLI_BIN="$OUT/cargo/$target/release/userpci"
+    for bin in "$GUEST_BIN" "$CLI_BIN"; do
+        [[ -x $bin ]] || die "no $bin after the build"
+        if file "$bin" 2>/dev/null | grep -q 'dynamically linked'; then
+            die "$bin is dynamically linked"
+        fi
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +330,11 @@ make_initramfs() {
     done
     ln -s bin "$root/sbin"
     cp "$GUEST_BIN" "$root/bin/userpci-vmtest"
+    cp "$CLI_BIN" "$root/bin/userpci"
+    # vmuser: the unprivileged uid that setup_then_unprivileged_perf gives the device nodes to.
+    printf 'root:x:0:0:root:/:/bin/sh\nvmuser:x:1000:1000:userpci VM test:/tmp:/bin/sh\n' \
+        >"$root/etc/passwd"
+    printf 'root:x:0:\nvmuser:x:1000:\n' >"$root/etc/group"
     install -m 0755 "$VM_DIR/init" "$root/init"
     if [[ $EUID == 0 ]]; then
         mknod -m 600 "$root/dev/console" c 5 1

@@ -9,6 +9,9 @@ pub enum CliError {
     /// An NVMe driver error.
     #[error(transparent)]
     Nvme(#[from] userpci::nvme::Error),
+    /// A tool error (`userpci setup`: bad input, a file of the system, a command).
+    #[error(transparent)]
+    Tool(#[from] userpci::tools::error::ToolError),
     /// Standard output could not be written (`OutputError::Closed` ends the tool quietly).
     #[error(transparent)]
     Output(#[from] userpci::output::OutputError),

@@ -6,6 +6,8 @@
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 //! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
 //!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
+//! - `userpci setup` (root) prepares the machine: hugepages, hugetlbfs, VFIO modules, the
+//!   IOMMU explained, memlock, device nodes for `--user`; `setup status`, `setup reset`.
 //! - `userpci nvme identify|perf`, `userpci net pktgen|fwd`: the NVMe and NIC tools
 //!   (`userpci::tools`), on the device models unless given `--device`.
 //!
@@ -18,6 +20,7 @@ mod copy_demo;
 mod demo;
 mod error;
 mod list;
+mod setup;
 mod soak;
 mod status;
 mod tools;
@@ -57,6 +60,8 @@ enum Command {
     ResetGroups(vfio::GroupArgs),
     /// Every PCI function by reset group: holders, what a hot reset needs and what blocks it.
     Status(status::Args),
+    /// Prepare the machine (root): hugepages, hugetlbfs, VFIO modules, device nodes for a user.
+    Setup(setup::Args),
     /// Fault soak: write-verify under many injected faults on a simulated reset group.
     Soak(soak::Args),
     /// NVMe tools: `identify`, `perf` (the controller model unless `--device BDF`).
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::ResetGroups(args) => vfio::reset_groups(args),
         Command::Soak(args) => soak::run(args),
         Command::Status(args) => status::run(args),
+        Command::Setup(args) => setup::run(args),
         // The tools print their own report and error and choose their exit status.
         Command::Nvme(command) => return tools::nvme(command),
         Command::Net(command) => return tools::net(command),

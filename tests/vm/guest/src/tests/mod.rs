@@ -11,6 +11,7 @@ mod ledger;
 mod nvme;
 mod nvme_admin;
 mod raw;
+mod setup;
 mod status;
 pub(crate) mod support;
 mod topology;
@@ -61,6 +62,8 @@ pub const TESTS: &[Test] = &[
     // A heterogeneous reset group: NVMe + igb in one slot (issue 9 item 5).
     test("heterogeneous_hot_reset_under_traffic", Modes::Both, heterogeneous::heterogeneous_hot_reset_under_traffic),
     test("status_groups_match_hot_reset_info", Modes::Both, status::status_groups_match_hot_reset_info), test("status_after_setup_resets", Modes::Both, status::status_after_setup_resets), test("status_blocked_is_refused", Modes::Both, status::status_blocked_is_refused),
+    // `userpci setup` gives controller C's nodes to uid 1000, whose `nvme perf` then runs (issue 11).
+    test("setup_then_unprivileged_perf",     Modes::Both, setup::setup_then_unprivileged_perf),
     // Last: it unbinds 01:00.0 from vfio-pci (and binds it back).
     test("request_irq_on_unbind",            Modes::Both, backend::request_irq_on_unbind),
 ];
@@ -74,5 +77,9 @@ pub const HELPERS: &[Helper] = &[
     Helper {
         name: "hold_function",
         run: support::helper_hold_function,
+    },
+    Helper {
+        name: "as_user",
+        run: setup::helper_as_user,
     },
 ];
