@@ -105,18 +105,20 @@ fn net_pktgen_clamps_a_rate_above_line_rate_and_says_so() {
 #[test]
 fn net_pktgen_sends_without_a_long_bring_up() {
     // The two-port mode once busy-spun ~4.5 s (release) bringing the ports up before sending:
-    // the virtual clock moved in 1 ns steps while the wire timer fired. A 0.1 s run now takes
-    // well under a second; 10 s leaves room for a debug build on a loaded 2-core machine.
+    // the virtual clock moved in 1 ns steps while the wire timer fired, which is tens of
+    // seconds in a debug build. A 0.1 s run now takes well under a second when the machine is
+    // quiet; the bounds leave room for a debug build on a loaded 2-core machine (the timed
+    // part was seen at 1.1 to 1.6 s with two other builds running).
     let start = std::time::Instant::now();
     let report = userpci_json(&["net", "pktgen", "--seconds", "0.1", "--json"]);
     let wall = start.elapsed();
     assert!(report["packets"].as_u64().unwrap() > 0);
     assert!(
-        wall < std::time::Duration::from_secs(10),
+        wall < std::time::Duration::from_secs(20),
         "pktgen --seconds 0.1 took {wall:?}"
     );
     let seconds = report["seconds"].as_f64().unwrap();
-    assert!(seconds < 1.0, "the timed part took {seconds} s");
+    assert!(seconds < 4.0, "the timed part took {seconds} s");
 }
 
 fn userpci_err(args: &[&str]) -> String {
