@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 
+use super::fdpass::recv_with_fds;
 use super::hooks::{self, relock, HookState};
-use super::lending::Collector;
+use super::lending::{Collector, Lend};
 use super::protocol::{
     read_frame, write_frame, BrokerMessage, ClientMessage, RemoteBudget, RemoteMember,
     PROTOCOL_VERSION,
@@ -134,17 +135,45 @@ impl<C: Collector + 'static> BrokerClient<C> {
                 device: lent,
                 token,
             } if lent == device => {
-                let socket =
-                    relock(&self.writer)
-                        .try_clone()
-                        .map_err(|source| Error::BrokerSocket {
-                            path: self.socket.clone(),
-                            what: "cannot collect over the connection",
-                            source,
-                        })?;
-                self.collector.collect(device, token, &socket)
+                let lend = self.collect_lend(device, token)?;
+                self.collector.collect(device, lend)
             }
             other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Collects the lend `token` names on a connection of its own: the descriptors must not
+    /// arrive on the session's connection, whose reader would drop them.
+    fn collect_lend(&self, device: PciAddress, token: u64) -> Result<Lend> {
+        let socket_error = |what, source| Error::BrokerSocket {
+            path: self.socket.clone(),
+            what,
+            source,
+        };
+        let mut stream = UnixStream::connect(&self.socket)
+            .map_err(|e| socket_error("cannot connect to collect a lend", e))?;
+        stream
+            .set_read_timeout(Some(self.reply_timeout))
+            .and_then(|()| write_frame(&mut stream, &ClientMessage::Collect { token }))
+            .map_err(|e| socket_error("cannot ask for the lend", e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (received, fds) = recv_with_fds(&stream, &mut buf)
+            .map_err(|e| socket_error("cannot receive the lend", e))?;
+        // The frame's first bytes carried the descriptors; the rest reads as usual.
+        let mut frame = std::io::Read::chain(&buf[..received], &mut stream);
+        let reply = read_frame::<BrokerMessage>(&mut frame)
+            .map_err(|err| self.protocol(format!("collecting {device}: {err}")))?;
+        match reply {
+            BrokerMessage::Lent {
+                device: lent,
+                fds: count,
+                detail,
+            } if lent == device && count as usize == fds.len() => Ok(Lend { fds, detail }),
+            BrokerMessage::Refused { message } => Err(Error::BrokerRefused { message }),
+            other => Err(self.protocol(format!(
+                "collecting {device}: unexpected reply {other:?} with {} descriptors",
+                fds.len()
+            ))),
         }
     }
 

@@ -61,11 +61,6 @@ impl Connection {
         write_frame(&mut *relock(&self.writer), message)
     }
 
-    /// A second handle on the client's socket (for passing file descriptors to it).
-    pub(super) fn socket(&self) -> std::io::Result<UnixStream> {
-        relock(&self.writer).try_clone()
-    }
-
     /// A channel for the answers to hooks of `device`'s participant.
     pub(super) fn hook_channel(&self, device: PciAddress) -> Receiver<HookAnswer> {
         let (tx, rx) = channel::unbounded();

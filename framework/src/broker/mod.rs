@@ -17,6 +17,7 @@
 
 mod client;
 mod connection;
+pub mod fdpass;
 mod hooks;
 mod leases;
 mod lending;
@@ -28,6 +29,6 @@ mod state;
 
 pub use client::{BrokerClient, RemoteResetOutcome};
 pub use leases::LeaseView;
-pub use lending::{Collector, Lender, SimLending};
+pub use lending::{Collector, Lend, Lender, SimLending};
 pub use server::Broker;
 pub use state::BrokerConfig;

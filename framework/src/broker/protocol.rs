@@ -73,6 +73,8 @@ pub enum ClientMessage {
     },
     /// Lend me this function.
     Acquire { device: PciAddress },
+    /// The only message of a collect connection: send me the lend this token names.
+    Collect { token: u64 },
     /// Take part in resets of a leased function through my participant.
     Register {
         device: PciAddress,
@@ -108,8 +110,15 @@ pub struct RemoteMember {
 pub enum BrokerMessage {
     /// The answer to `Hello`: the client's id for logs and errors.
     Welcome { client: u64, version: u32 },
-    /// The function is leased to the client; `token` collects it through the lending backend.
+    /// The function is leased to the client; it collects the lend with `token` on a
+    /// connection of its own (one use).
     Leased { device: PciAddress, token: u64 },
+    /// On a collect connection: the lend, with its descriptors attached (`fds` of them).
+    Lent {
+        device: PciAddress,
+        fds: u32,
+        detail: serde_json::Value,
+    },
     /// A request succeeded and has nothing else to say.
     Done,
     /// A reset ran (or was joined); `report` is the coordinator's report as JSON.
@@ -166,8 +175,8 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Writes one message as a frame.
-pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
+/// One message as a frame's bytes.
+pub fn frame_bytes<T: Serialize>(message: &T) -> io::Result<Vec<u8>> {
     let body = serde_json::to_vec(message).map_err(io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
@@ -176,7 +185,12 @@ pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Resul
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&body);
-    out.write_all(&frame)
+    Ok(frame)
+}
+
+/// Writes one message as a frame.
+pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
+    out.write_all(&frame_bytes(message)?)
 }
 
 /// Reads one frame and parses it as `T`.

@@ -65,6 +65,7 @@ impl Broker {
             lender,
             config,
             connections: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(BTreeMap::new()),
             next_client: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
         });

@@ -1,16 +1,18 @@
 //! One client's session with the broker: its requests, checked against its lease, and what
 //! happens to its functions when it goes away.
 
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use super::connection::{Connection, HookAnswer};
+use super::fdpass::send_with_fds;
 use super::protocol::{
-    read_frame, BrokerMessage, ClientMessage, FrameError, RemoteBudget, RemoteMember,
+    frame_bytes, read_frame, BrokerMessage, ClientMessage, FrameError, RemoteBudget, RemoteMember,
     PROTOCOL_VERSION,
 };
 use super::remote::{fence, RemoteParticipant};
-use super::state::Shared;
+use super::state::{PendingLend, Shared};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::reset::{ParticipantConfig, ResetOutcome};
@@ -63,6 +65,10 @@ pub(super) fn serve(shared: &Arc<Shared>, id: u64, mut stream: UnixStream) {
                     conn.label()
                 ),
             },
+            (false, ClientMessage::Collect { token }) => {
+                deliver(shared, &conn, &stream, token);
+                break;
+            }
             (false, _) => BrokerMessage::Refused {
                 message: format!("{}: send hello first", conn.label()),
             },
@@ -107,12 +113,21 @@ fn handle(
         }
         ClientMessage::Acquire { device } => {
             shared.leases.acquire(device, conn.id, &label)?;
-            let socket = conn.socket().map_err(|source| Error::BrokerSocket {
-                path: shared.config.socket.clone(),
-                what: "cannot lend over the client's connection",
-                source,
-            })?;
-            match shared.lender.lend(device, conn.id, &socket) {
+            let lent = shared.lender.lend(device, conn.id).and_then(|lend| {
+                let token = one_time_token().map_err(|source| Error::BrokerSocket {
+                    path: shared.config.socket.clone(),
+                    what: "cannot draw a lend token from /dev/urandom",
+                    source,
+                })?;
+                let pending = PendingLend {
+                    client: conn.id,
+                    device,
+                    lend,
+                };
+                shared.pending().insert(token, pending);
+                Ok(token)
+            });
+            match lent {
                 Ok(token) => Ok(BrokerMessage::Leased { device, token }),
                 Err(err) => {
                     shared.leases.release(device, conn.id);
@@ -133,15 +148,17 @@ fn handle(
             shared.leases.check(device, conn.id, &label)?;
             shared.coordinator.unregister(device);
             shared.leases.release(device, conn.id);
+            shared.pending().retain(|_, p| p.device != device);
             Ok(BrokerMessage::Done)
         }
-        // The session loop answers these itself; a second hello lands here.
-        ClientMessage::Hello { .. } | ClientMessage::HookDone { .. } => {
-            Err(Error::BrokerProtocol {
-                peer: label,
-                what: "unexpected message".into(),
-            })
-        }
+        // The session loop answers these itself; a second hello lands here, and a collect
+        // in the middle of a session.
+        ClientMessage::Hello { .. }
+        | ClientMessage::HookDone { .. }
+        | ClientMessage::Collect { .. } => Err(Error::BrokerProtocol {
+            peer: label,
+            what: "unexpected message".into(),
+        }),
     }
 }
 
@@ -244,6 +261,7 @@ fn reset_done(outcome: &ResetOutcome) -> BrokerMessage {
 fn disconnect(shared: &Arc<Shared>, conn: &Arc<Connection>) {
     conn.close();
     shared.connections().remove(&conn.id);
+    shared.pending().retain(|_, p| p.client != conn.id);
     for device in shared.leases.held_by(conn.id) {
         let Some(target) = shared.targets.get(&device).cloned() else {
             continue;
@@ -259,4 +277,44 @@ fn disconnect(shared: &Arc<Shared>, conn: &Arc<Connection>) {
         shared.coordinator.add_function(target);
     }
     tracing::info!(client = %conn.label(), "broker: client gone");
+}
+
+/// A token nobody can guess: a lend's descriptors go to whoever presents it.
+fn one_time_token() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// A collect connection: sends the lend `token` names, with its descriptors, once.
+fn deliver(shared: &Shared, conn: &Connection, stream: &UnixStream, token: u64) {
+    let pending = shared.pending().remove(&token);
+    let reply = match pending {
+        None => Err(format!(
+            "{}: lend token {token:#x} is unknown or was used",
+            conn.label()
+        )),
+        Some(p) => {
+            let holder = format!("client {}", p.client);
+            match shared.leases.check(p.device, p.client, &holder) {
+                Err(err) => Err(err.to_string()),
+                Ok(()) => Ok(p),
+            }
+        }
+    };
+    let sent = match reply {
+        Err(message) => conn.send(&BrokerMessage::Refused { message }),
+        Ok(p) => {
+            let message = BrokerMessage::Lent {
+                device: p.device,
+                fds: p.lend.fds.len() as u32,
+                detail: p.lend.detail,
+            };
+            let fds: Vec<_> = p.lend.fds.iter().map(|fd| fd.as_fd()).collect();
+            frame_bytes(&message).and_then(|bytes| send_with_fds(stream, &bytes, &fds))
+        }
+    };
+    if let Err(err) = sent {
+        tracing::warn!(client = %conn.label(), %err, "broker: a lend was not delivered");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::connection::Connection;
 use super::leases::Leases;
-use super::lending::Lender;
+use super::lending::{Lend, Lender};
 use crate::device::ResetTarget;
 use crate::pci::PciAddress;
 use crate::reset::{CoordinatorConfig, ResetCoordinator};
@@ -51,11 +51,25 @@ pub(super) struct Shared {
     pub targets: BTreeMap<PciAddress, Arc<dyn ResetTarget>>,
     pub leases: Arc<Leases>,
     pub connections: Mutex<BTreeMap<u64, Arc<Connection>>>,
+    /// Lends waiting to be collected, by their one-time token.
+    pub pending: Mutex<BTreeMap<u64, PendingLend>>,
     pub next_client: AtomicU64,
     pub stopping: AtomicBool,
 }
 
+/// A lend made to `client` for `device`, not collected yet.
+#[derive(Debug)]
+pub(super) struct PendingLend {
+    pub client: u64,
+    pub device: PciAddress,
+    pub lend: Lend,
+}
+
 impl Shared {
+    pub(super) fn pending(&self) -> MutexGuard<'_, BTreeMap<u64, PendingLend>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn connections(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Connection>>> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
