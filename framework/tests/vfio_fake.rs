@@ -1035,3 +1035,124 @@ fn this_machine_fails_clearly_without_an_iommu_or_vfio() {
         }
     }
 }
+
+// ---- lending to another process (the reset-group broker) ----
+
+#[test]
+fn a_lent_function_is_adopted_from_duplicated_fds_into_its_own_ioas() {
+    let roots = Roots::capture().with_iommufd();
+    all_bound(&roots);
+    let fake = nvme_kernel();
+    let broker = roots.context(&fake);
+    let owned = broker.open(a("0000:02:00.0")).unwrap();
+    let broker_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").first() {
+        Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
+        other => panic!("{other:?}"),
+    };
+    fake.clear_calls();
+    let lent = owned.lend_cdev().unwrap();
+    assert_ne!(lent.ioas, broker_ioas, "the client gets an IOAS of its own");
+    assert_eq!(Some(lent.devid), owned.devid());
+    assert_eq!(
+        names(&fake.calls()),
+        ["IOMMU_IOAS_ALLOC", "VFIO_DEVICE_ATTACH_IOMMUFD_PT"]
+    );
+    let ioas = lent.ioas;
+
+    // The client side: the same options a process of its own would use.
+    let client = VfioContext::adopt_lent(
+        roots.options(&fake).mode(ModeChoice::Iommufd),
+        a("0000:02:00.0"),
+        lent,
+    )
+    .unwrap();
+    assert_eq!(client.mode(), VfioMode::Iommufd);
+    assert_eq!(
+        client.ids().unwrap(),
+        owned.ids().unwrap(),
+        "config through the dup"
+    );
+    fake.clear_calls();
+    let region = client
+        .dma_space()
+        .allocate(1 << 12, DmaDirection::FromDevice)
+        .unwrap();
+    assert_eq!(
+        fake.calls_named("IOMMU_IOAS_MAP"),
+        [FakeCall::IoasMap {
+            ioas,
+            iova: region.iova(),
+            length: 1 << 12,
+            flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE
+        }],
+        "the client's DMA lands in its own IOAS"
+    );
+    drop(region);
+    drop(client);
+    assert_eq!(
+        fake.open_devices(),
+        [a("0000:02:00.0")],
+        "the broker's fd keeps the device open after the client's copy is gone"
+    );
+}
+
+#[test]
+fn lending_needs_cdev_mode() {
+    let roots = Roots::capture();
+    all_bound(&roots);
+    let fake = nvme_kernel();
+    let ctx = VfioContext::new(roots.options(&fake).mode(ModeChoice::Group)).unwrap();
+    let f = ctx.open(a("0000:02:00.0")).unwrap();
+    let err = f.lend_cdev().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("0000:02:00.0: lending a function needs iommufd (cdev) mode"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broker_lends_a_vfio_function_that_the_client_drives_in_its_own_ioas() {
+    use userpci_framework::broker::{
+        Broker, BrokerClient, BrokerConfig, VfioCollector, VfioLending,
+    };
+    let roots = Roots::capture().with_iommufd();
+    all_bound(&roots);
+    let fake = nvme_kernel();
+    let ctx = roots.context(&fake);
+    let lending = VfioLending::new([ctx.open(a("0000:02:00.0")).unwrap()]);
+    let socket =
+        std::env::temp_dir().join(format!("userpci-vfio-broker-{}.sock", std::process::id()));
+    let broker = Broker::start(lending, BrokerConfig::new(&socket)).unwrap();
+    let collector = VfioCollector::new(roots.options(&fake).mode(ModeChoice::Iommufd));
+    let client = BrokerClient::connect(broker.socket(), "nvme-app", collector).unwrap();
+    let function = client.open(a("0000:02:00.0")).unwrap();
+    assert_eq!(
+        function.ids().unwrap(),
+        (0x1b36, 0x0010),
+        "QEMU NVMe ids via the lent fd"
+    );
+    let client_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").last() {
+        Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
+        other => panic!("{other:?}"),
+    };
+    fake.clear_calls();
+    let region = function
+        .dma_space()
+        .allocate(1 << 12, DmaDirection::ToDevice)
+        .unwrap();
+    assert!(matches!(
+        fake.calls_named("IOMMU_IOAS_MAP").as_slice(),
+        [FakeCall::IoasMap { ioas, .. }] if *ioas == client_ioas
+    ));
+    drop(region);
+    // A second client cannot have it while the first holds the lease.
+    let other = BrokerClient::connect(
+        broker.socket(),
+        "other",
+        VfioCollector::new(roots.options(&fake)),
+    )
+    .unwrap();
+    let err = other.open(a("0000:02:00.0")).unwrap_err();
+    assert!(err.to_string().contains("leased to client"), "{err}");
+}

@@ -13,7 +13,7 @@
 //! Modules, leaves first: [`protocol`] (frames and messages), `leases`, `connection` (the
 //! broker's end of one client), `remote` (the proxy participant and fencing), `state` (what the
 //! broker's threads share), `session` (one client's requests), `server` ([`Broker`]); on the client side `hooks` (running hooks when
-//! asked) and `client` ([`BrokerClient`]); `lending` moves a function from broker to client.
+//! asked) and `client` ([`BrokerClient`]); `lending` moves a function from broker to client (`vfio_lending` over real VFIO).
 
 mod client;
 mod connection;
@@ -26,9 +26,11 @@ mod remote;
 mod server;
 mod session;
 mod state;
+mod vfio_lending;
 
 pub use client::{BrokerClient, RemoteResetOutcome};
 pub use leases::LeaseView;
 pub use lending::{Collector, Lend, Lender, SimLending};
 pub use server::Broker;
 pub use state::BrokerConfig;
+pub use vfio_lending::{VfioCollector, VfioLending};

@@ -99,6 +99,11 @@ impl VfioContext {
         &self.inner.sysfs
     }
 
+    /// What the context shares with its functions (for adopting a lent function).
+    pub(super) fn inner(&self) -> &Arc<ContextInner> {
+        &self.inner
+    }
+
     /// The functions open through this context.
     pub fn open_functions(&self) -> Vec<PciAddress> {
         self.inner.open_functions().into_keys().collect()

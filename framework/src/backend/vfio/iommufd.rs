@@ -63,6 +63,18 @@ impl IommufdContext {
         })
     }
 
+    /// An iommufd and an IOAS in it that another process made (a broker lending a function:
+    /// its iommufd, passed over a socket, and the IOAS it attached the function to). Dropping
+    /// the context destroys the IOAS, as for one this process allocated.
+    pub fn adopt(sys: Arc<dyn VfioSys>, fd: OwnedFd, ioas: u32) -> Self {
+        IommufdContext {
+            sys,
+            fd,
+            ioas,
+            pinned: AtomicU64::new(0),
+        }
+    }
+
     /// The iommufd, for `VFIO_DEVICE_BIND_IOMMUFD`.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -39,6 +39,7 @@ mod device;
 pub mod fake;
 mod iommufd;
 mod kernel;
+mod lend;
 pub mod reply;
 mod reset;
 mod shared;
@@ -55,6 +56,7 @@ pub use context::VfioContext;
 pub use device::VfioFunction;
 pub use iommufd::{map_flags as ioas_map_flags, IommufdContext};
 pub use kernel::KernelVfio;
+pub use lend::LentCdev;
 pub use sys::VfioSys;
 
 use crate::error::{Error, Result};

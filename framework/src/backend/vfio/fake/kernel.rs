@@ -1,7 +1,7 @@
 //! The fake's answers to each system call, following `drivers/vfio` and `drivers/iommu/iommufd`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
@@ -53,7 +53,7 @@ impl VfioSys for FakeVfio {
             return Err(errno(libc::EINVAL));
         }
         s.set_kind(
-            container.as_raw_fd(),
+            container,
             FdKind::Container {
                 groups,
                 iommu_set: true,
@@ -170,13 +170,10 @@ impl VfioSys for FakeVfio {
         if !s.group_viable(id) {
             return Err(errno(libc::EPERM));
         }
-        groups.push(group.as_raw_fd());
-        s.set_kind(
-            container.as_raw_fd(),
-            FdKind::Container { groups, iommu_set },
-        );
-        let container = Some(container.as_raw_fd());
-        s.set_kind(group.as_raw_fd(), FdKind::Group { id, container });
+        groups.push(s.canonical(group));
+        s.set_kind(container, FdKind::Container { groups, iommu_set });
+        let container = Some(s.canonical(container));
+        s.set_kind(group, FdKind::Group { id, container });
         Ok(())
     }
 
@@ -336,9 +333,9 @@ impl VfioSys for FakeVfio {
         let devid = s.next_object;
         s.next_object += 1;
         let via = DeviceVia::Cdev {
-            bound: Some((iommufd.as_raw_fd(), devid)),
+            bound: Some((s.canonical(iommufd), devid)),
         };
-        s.set_kind(device.as_raw_fd(), FdKind::Device { address, via });
+        s.set_kind(device, FdKind::Device { address, via });
         Ok(devid)
     }
 
@@ -370,7 +367,7 @@ impl VfioSys for FakeVfio {
         let id = s.next_object;
         s.next_object += 1;
         ioas.push(id);
-        s.set_kind(iommufd.as_raw_fd(), FdKind::Iommufd { ioas });
+        s.set_kind(iommufd, FdKind::Iommufd { ioas });
         Ok(id)
     }
 
@@ -442,7 +439,7 @@ impl VfioSys for FakeVfio {
             return Err(errno(libc::ENOTTY));
         };
         ioas.retain(|i| *i != id);
-        s.set_kind(iommufd.as_raw_fd(), FdKind::Iommufd { ioas });
+        s.set_kind(iommufd, FdKind::Iommufd { ioas });
         Ok(())
     }
 

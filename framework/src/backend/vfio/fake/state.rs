@@ -37,14 +37,32 @@ impl State {
         Ok(fd)
     }
 
+    /// The fd number the fake knows `fd` under: its own, or for a duplicate (`dup`, or an fd
+    /// passed over a socket, as a broker does) the number of the fd it duplicates.
+    pub(super) fn canonical(&self, fd: BorrowedFd<'_>) -> RawFd {
+        let raw = fd.as_raw_fd();
+        if self.fds.get(&raw).is_some_and(|entry| alive(raw, entry)) {
+            return raw;
+        }
+        let Ok(ino) = std::fs::metadata(format!("/proc/self/fd/{raw}")).map(|m| m.ino()) else {
+            return raw;
+        };
+        self.fds
+            .iter()
+            .find(|(n, entry)| entry.ino == ino && alive(**n, entry))
+            .map_or(raw, |(n, _)| *n)
+    }
+
     pub(super) fn kind(&self, fd: BorrowedFd<'_>) -> io::Result<FdKind> {
-        match self.fds.get(&fd.as_raw_fd()) {
-            Some(entry) if alive(fd.as_raw_fd(), entry) => Ok(entry.kind.clone()),
+        let raw = self.canonical(fd);
+        match self.fds.get(&raw) {
+            Some(entry) if alive(raw, entry) => Ok(entry.kind.clone()),
             _ => Err(errno(libc::ENOTTY)),
         }
     }
 
-    pub(super) fn set_kind(&mut self, fd: RawFd, kind: FdKind) {
+    pub(super) fn set_kind(&mut self, fd: BorrowedFd<'_>, kind: FdKind) {
+        let fd = self.canonical(fd);
         if let Some(entry) = self.fds.get_mut(&fd) {
             entry.kind = kind;
         }
