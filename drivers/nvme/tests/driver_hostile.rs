@@ -9,7 +9,7 @@ use driver_support::*;
 use userpci_framework::backend::sim::SimFunction;
 use userpci_framework::dma::DmaBuffer;
 use userpci_nvme::model::{DeviceWrite, NvmeModel};
-use userpci_nvme::{IoQueuePair, QpairOptions};
+use userpci_nvme::{Controller, ControllerOptions, IoQueuePair, QpairOptions};
 
 type Qp = IoQueuePair<SimFunction, u64, DmaBuffer>;
 
@@ -96,4 +96,52 @@ fn the_hook_rewrites_identify_data_and_sees_eventidx() {
         seen.iter().any(|&(qid, sq, _)| qid == 1 && !sq),
         "CQ 1 EventIdx: {seen:?}"
     );
+}
+
+/// A list page that names the next 1024 NSIDs after the command's, every time.
+fn endless_list(transfers: Arc<Mutex<u32>>) -> impl FnMut(DeviceWrite<'_>) + Send {
+    move |write| {
+        if let DeviceWrite::Identify { cns: 2, nsid, data } = write {
+            let mut n = transfers.lock().unwrap();
+            *n += 1;
+            if *n > 64 {
+                return; // let a runaway bring-up end so the assertion can report it
+            }
+            for (i, id) in data.chunks_exact_mut(4).enumerate() {
+                id.copy_from_slice(&(nsid + 1 + i as u32).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Found by `fuzz_admin_data` (corpus `03-ns-list-counting-up.hex`): the driver followed the
+/// Active Namespace ID list for as long as pages came back full, up to NSID FFFFFFFEh (four
+/// million Identify commands and 16 GiB of IDs). It now keeps IDs up to `NN` only.
+#[test]
+fn an_endless_namespace_list_is_bounded_by_nn() {
+    let bus = bus("blocks = 1024");
+    let pages = Arc::new(Mutex::new(0));
+    set_hook(&bus, endless_list(pages.clone()));
+    let ctrl = Controller::new(bus.open(addr()).unwrap(), ControllerOptions::default()).unwrap();
+    assert_eq!(*pages.lock().unwrap(), 1, "one list page: NN is 1");
+    let ids: Vec<u32> = ctrl.namespaces().iter().map(|ns| ns.nsid()).collect();
+    assert_eq!(ids, vec![1]);
+}
+
+/// The same with `NN` FFFFFFFFh as well: at most 4096 NSIDs (four pages) are taken; the
+/// model has one namespace, so Identify Namespace of NSID 2 fails bring-up with its status.
+#[test]
+fn an_endless_namespace_list_with_a_huge_nn_stops_at_the_driver_limit() {
+    let bus = bus("blocks = 1024");
+    let pages = Arc::new(Mutex::new(0));
+    let mut list = endless_list(pages.clone());
+    set_hook(&bus, move |write| match write {
+        DeviceWrite::Identify { cns: 1, data, .. } => data[516..520].fill(0xff),
+        other => list(other),
+    });
+    let err = Controller::new(bus.open(addr()).unwrap(), ControllerOptions::default()).unwrap_err();
+    // Four full pages give the 4096 taken; the fifth shows there are more.
+    assert_eq!(*pages.lock().unwrap(), 5, "list pages read");
+    let text = err.to_string();
+    assert!(text.contains("Invalid Namespace or Format"), "{text}");
 }
