@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use driver_support::*;
 use userpci_framework::backend::sim::SimFunction;
 use userpci_framework::dma::DmaBuffer;
-use userpci_nvme::model::{DeviceWrite, NvmeModel};
-use userpci_nvme::{Controller, ControllerOptions, IoQueuePair, QpairOptions};
+use userpci_nvme::model::{CommandClass, DeviceWrite, NvmeModel, Recovery};
+use userpci_nvme::spec::Status;
+use userpci_nvme::{
+    Controller, ControllerOptions, ControllerState, Error, IoQueuePair, QpairOptions, QpairState,
+};
 
 type Qp = IoQueuePair<SimFunction, u64, DmaBuffer>;
 
@@ -144,4 +147,48 @@ fn an_endless_namespace_list_with_a_huge_nn_stops_at_the_driver_limit() {
     assert_eq!(*pages.lock().unwrap(), 5, "list pages read");
     let text = err.to_string();
     assert!(text.contains("Invalid Namespace or Format"), "{text}");
+}
+
+/// Found by `fuzz_completions` (corpus `10-failed-reset-keeps-buffer.hex`): when a reset
+/// brought the controller back but could not recreate one pair's queues (here Create I/O SQ
+/// fails, the sixth admin command of the recovery), that pair failed its requests and kept
+/// their buffers, as if the controller might still use them; the controller was disabled in
+/// that reset and has no such queue, so the buffers now come back with the error.
+#[test]
+fn a_pair_not_recreated_after_a_reset_hands_its_buffers_back() {
+    let bus = bus("blocks = 1024");
+    let ctrl = controller(&bus);
+    let ns = ctrl.namespaces()[0].clone();
+    let mut qp: Qp = ctrl
+        .create_io_qpair(QpairOptions {
+            entries: 8,
+            ..QpairOptions::default()
+        })
+        .unwrap();
+    // The write stays in flight: the controller fetches nothing until the reset.
+    bus.with_model(addr(), |m: &mut NvmeModel| {
+        m.hang(Recovery::ControllerReset)
+    })
+    .unwrap();
+    let buffer = patterned(&bus, 4096, 5);
+    let iova = buffer.iova();
+    qp.submit_write(&ns, 0, buffer, 5).unwrap();
+    qp.commit().unwrap();
+    bus.with_model(addr(), |m: &mut NvmeModel| {
+        m.fail_command(CommandClass::Admin, 6, Status::INVALID_FIELD)
+    })
+    .unwrap();
+    ctrl.reset().unwrap();
+    assert_eq!(ctrl.state(), ControllerState::Enabled);
+    assert_eq!(qp.state(), QpairState::Failed, "Create I/O SQ failed");
+    let c = one(&mut qp);
+    assert_eq!(c.token, 5);
+    assert!(
+        matches!(c.result, Err(Error::Retriable { .. })),
+        "{:?}",
+        c.result
+    );
+    let buffer = c.buffer.expect("the buffer comes back");
+    assert_eq!(buffer.iova(), iova);
+    assert!(check(buffer.as_slice(), 5));
 }

@@ -52,7 +52,9 @@ impl<F: PciFunction, T, B: IoBuffer> IoQueuePair<F, T, B> {
                 }
                 done + self.core.poll(max, on_complete)
             }
-            Err(state) => self.core.not_running(state, on_complete),
+            Err(state) => self
+                .core
+                .not_running(state, self.shared.released(), on_complete),
         }
     }
 }
