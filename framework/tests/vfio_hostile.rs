@@ -1,5 +1,6 @@
 //! Regression tests for the VFIO reply handling bugs found with the fake kernel's hostile
-//! replies (`FakeVfio::set_hostile`): each fails before its fix.
+//! replies (`FakeVfio::set_hostile`, `fuzz_vfio_replies.rs` corpus 02 and 06): each fails
+//! before its fix.
 
 mod fuzz_vfio_support;
 
@@ -27,4 +28,28 @@ fn a_huge_hot_reset_count_is_an_error_not_a_32_gib_buffer() {
     assert!(err.contains(DEVICE), "{err}");
     assert!(err.contains("4294967295 devices"), "{err}");
     assert!(err.contains("at most 65536"), "{err}");
+}
+
+/// A config region whose offset plus size passes 2^64 made config reads overflow the offset
+/// addition (a panic in debug builds, a read at a wrapped offset in release); it is refused
+/// at open, naming the values.
+#[test]
+fn a_config_region_past_2_64_is_refused_at_open() {
+    let roots = Roots::new();
+    let fake = kernel();
+    let ctx = roots.context(&fake);
+    fake.set_hostile(Some(Box::new(|reply| {
+        if let FakeReply::RegionInfo {
+            index: 7,
+            reply: Ok(info),
+            ..
+        } = reply
+        {
+            info.offset = u64::MAX - 8;
+        }
+    })));
+    let err = ctx.open(DEVICE.parse().unwrap()).unwrap_err().to_string();
+    assert!(err.contains(DEVICE), "{err}");
+    assert!(err.contains("0xfffffffffffffff7"), "{err}");
+    assert!(err.contains("0x1000 bytes"), "{err}");
 }

@@ -346,7 +346,11 @@ mod tests {
     #[test]
     fn the_retry_buffer_grows_and_is_bounded() {
         assert_eq!(hot_reset_retry_len(2, 12), Ok(12 + 2 * 8));
-        assert_eq!(hot_reset_retry_len(0, 12), Ok(12 + 8), "room for one at least");
+        assert_eq!(
+            hot_reset_retry_len(0, 12),
+            Ok(12 + 8),
+            "room for one at least"
+        );
         assert_eq!(hot_reset_retry_len(1, 20), Ok(28), "larger than before");
         assert_eq!(hot_reset_retry_len(65536, 12), Ok(12 + 65536 * 8));
         let err = hot_reset_retry_len(u32::MAX, 12).unwrap_err();
