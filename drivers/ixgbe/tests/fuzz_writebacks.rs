@@ -122,7 +122,7 @@ fn check(input: &[u8]) -> Result<(), TestCaseError> {
     }
     let bus = pair();
     let options = IxgbeOptions {
-        tx_hang_timeout: Some(Duration::from_millis(100)),
+        tx_hang_timeout: Some(Duration::from_millis(40)),
         ..options(1, 1)
     };
     let (a, b) = devices(&bus, options);
@@ -187,8 +187,8 @@ fn check(input: &[u8]) -> Result<(), TestCaseError> {
             );
             held.push(p);
         }
-        // Everything given and nothing moving for 0.4 s (four hang timeouts): done.
-        if next == sent.len() && pending.is_empty() && idle > 20 {
+        // Everything given and nothing moving for 0.24 s (six hang timeouts): done.
+        if next == sent.len() && pending.is_empty() && idle > 12 {
             break;
         }
     }
