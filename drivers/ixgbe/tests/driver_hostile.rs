@@ -4,11 +4,13 @@
 mod driver_support;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use driver_support::*;
 use userpci_framework::device::{PciFunction, RegisterIo};
 use userpci_ixgbe::model::{DeviceWrite, IxgbeModel};
 use userpci_ixgbe::spec::queue::TDH;
+use userpci_ixgbe::IxgbeOptions;
 
 #[test]
 fn an_rx_length_past_the_buffer_is_dropped_and_the_next_frame_arrives() {
@@ -83,4 +85,41 @@ fn tx_status_writes_and_head_reads_reach_the_hook() {
         seen.contains(&("tdh", 0, 0, 40)),
         "TDH 40 after 40 descriptors: {seen:?}"
     );
+}
+
+/// Found with the hook (`fuzz_writebacks` shows it as a ring that never drains): a device
+/// that processes every descriptor (`TDH` reaches `TDT`) but whose `DD` write-backs are lost
+/// left the ring full for good and was never found hung, since a head equal to the tail was
+/// excused. With the idle poll asking for held-back write-backs each time, two windows of
+/// no cleaning at head = tail are now a hang.
+#[test]
+fn lost_tx_write_backs_are_a_hang() {
+    let bus = pair();
+    let options = IxgbeOptions {
+        tx_hang_timeout: Some(Duration::from_millis(40)),
+        ..options(1, 1)
+    };
+    let (a, _b) = devices(&bus, options);
+    let mut tx = a.take_tx_queue(0).unwrap();
+    model(&bus, A, |m: &mut IxgbeModel| {
+        m.set_hostile(Some(Box::new(|write| {
+            if let DeviceWrite::TxStatus { status, .. } = write {
+                *status = 0;
+            }
+        })))
+    });
+    let f = flow(0, MAC_B, MAC_A);
+    let mut packets: Vec<_> = (0..20).map(|k| packet(&a, &frame(k, 64, &f))).collect();
+    send_all(&mut tx, &mut packets);
+    for _ in 0..20 {
+        tx.tx_batch(&mut Vec::new());
+        bus.clock().advance(Duration::from_millis(10));
+    }
+    assert_eq!(tx.in_flight(), 20, "nothing cleaned: every DD lost");
+    assert!(
+        tx.hangs() >= 1,
+        "no hang reported in 200 ms (timeout 40 ms)"
+    );
+    let regs = a.function().map_bar(0).unwrap();
+    assert_eq!(regs.read32(TDH(0)), 20, "the device processed everything");
 }
