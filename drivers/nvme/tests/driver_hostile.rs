@@ -192,3 +192,40 @@ fn a_pair_not_recreated_after_a_reset_hands_its_buffers_back() {
     assert_eq!(buffer.iova(), iova);
     assert!(check(buffer.as_slice(), 5));
 }
+
+/// Found by `fuzz_completions` (seed-2 long run, corpus `11-honest-write-refused.hex`):
+/// completions whose `SQHD` stays at the old head (in range, so accepted) left the driver
+/// counting every entry as unfetched; once all commands had completed nothing could correct
+/// it, and the pair refused every request with "queue full" for good. A completed command
+/// now moves the head past its own slot.
+#[test]
+fn a_head_that_never_moves_does_not_wedge_the_queue() {
+    let bus = bus("blocks = 1024");
+    let ctrl = controller(&bus);
+    let ns = ctrl.namespaces()[0].clone();
+    let mut qp: Qp = ctrl
+        .create_io_qpair(QpairOptions {
+            entries: 5,
+            ..QpairOptions::default()
+        })
+        .unwrap();
+    set_hook(&bus, |write| {
+        if let DeviceWrite::Completion { sqid: 1, entry } = write {
+            entry[8..10].copy_from_slice(&[0, 0]); // SQHD 0, always
+        }
+    });
+    for round in 0..3u64 {
+        for i in 0..4 {
+            let token = round * 4 + i;
+            let submitted = qp.submit_write(&ns, token * 8, patterned(&bus, 4096, token), token);
+            assert!(
+                submitted.is_ok(),
+                "round {round}: {:?}",
+                submitted.err().map(|r| r.error)
+            );
+        }
+        let done = drain(&mut qp, 4, 10);
+        assert!(done.iter().all(|c| c.result.is_ok()));
+    }
+    assert_eq!(qp.stats().completed, 12);
+}

@@ -268,9 +268,14 @@ fn honest_round_trip(
     ns: &userpci_nvme::Namespace,
 ) -> Result<(), TestCaseError> {
     let mut out = Vec::new();
-    prop_assert!(qp
-        .submit_write(ns, 900, patterned(bus, BLOCK, 77), 1 << 40)
-        .is_ok());
+    if let Err(r) = qp.submit_write(ns, 900, patterned(bus, BLOCK, 77), 1 << 40) {
+        return Err(TestCaseError::fail(format!(
+            "honest write refused: {}; {:?}, in flight {}",
+            r.error,
+            qp.stats(),
+            qp.in_flight()
+        )));
+    }
     for _ in 0..100 {
         if !out.is_empty() {
             break;

@@ -44,6 +44,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
             tracker.state = TrackerState::InFlight;
             let sqe = tracker.sqe;
             let slot = self.sq.push();
+            tracker.sq_slot = slot;
             self.memory.sq.set(usize::from(slot), sqe);
             self.unstamped.push(index);
             reissued += 1;
