@@ -276,16 +276,19 @@ impl<R: RegisterIo> TxRing<R> {
     /// One look for a hang at time `now` (the rule of [`crate::tx_stall`]): memory only,
     /// except when a window of no progress ends; then the head register is read once and
     /// `may_send` is asked whether the device may transmit now (82599: link up). A head
-    /// reading all ones or past the ring, or equal to the tail (everything processed), is
-    /// excused. A hang is counted in [`TxRingStats::hangs`].
+    /// reading all ones or past the ring is excused. A head equal to the tail (the device
+    /// processed everything) is a reading like any other: if it stays there for two windows
+    /// while nothing is cleaned, the write-backs were lost (the idle poll asks for held-back
+    /// ones each time), and the ring would never drain. A hang is counted in
+    /// [`TxRingStats::hangs`].
     pub fn check_stall(&mut self, now: Duration, may_send: impl FnOnce(&R) -> bool) -> StallCheck {
-        let (regs, head_reg, tail, size) = (&self.regs, self.head_reg, self.tail, self.descs.len());
+        let (regs, head_reg, size) = (&self.regs, self.head_reg, self.descs.len());
         let check = self
             .stall
             .observe(now, self.stats.cleaned, self.in_flight(), || {
                 let head = regs.read32(head_reg);
                 let index = head as usize;
-                if head == u32::MAX || index >= size || index == tail || !may_send(regs) {
+                if head == u32::MAX || index >= size || !may_send(regs) {
                     HeadReading::Excused
                 } else {
                     HeadReading::Pending(head)

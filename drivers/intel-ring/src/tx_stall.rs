@@ -7,9 +7,8 @@
 //! since the last look; cleaning anything, or having nothing in flight, closes it. When a
 //! window has lasted `timeout`, the head is read once (the only register read, so a stalled
 //! ring costs one read per `timeout`):
-//! - the device holds no unprocessed descriptor (head = tail: its write-backs may be held
-//!   back, which is not a hang), may not send (link down: the 82599 stops transmit DMA), or
-//!   the read failed: [`HeadReading::Excused`], the watch starts over;
+//! - the device may not send (link down: the 82599 stops transmit DMA), or the read failed:
+//!   [`HeadReading::Excused`], the watch starts over;
 //! - a head different from the one read at the end of the previous window, or the first one:
 //!   the device moved (or may have), a new window opens;
 //! - the same head as at the end of the previous window: the head did not move over a whole
@@ -17,6 +16,10 @@
 //!
 //! So a hang is reported between one and two `timeout`s after the head stopped (Linux's
 //! `ixgbe_check_tx_hang` likewise wants two failed checks before it resets, to avoid races).
+//! A head equal to the tail counts too: the device processed every descriptor, yet none was
+//! cleaned over a whole window although the idle poll asked for held-back write-backs, so
+//! they were lost and the ring would never drain (as Linux, which judges by its own clean
+//! and use indices, not by the head register).
 
 use std::time::Duration;
 
@@ -25,8 +28,8 @@ use std::time::Duration;
 pub enum HeadReading {
     /// The device holds descriptors it has not processed; its head register reads this.
     Pending(u32),
-    /// Nothing to blame the device for: it processed everything it was given, it may not
-    /// send now (link down), or the register did not give a usable value.
+    /// Nothing to blame the device for: it may not send now (link down), or the register
+    /// did not give a usable value.
     Excused,
 }
 

@@ -8,6 +8,7 @@ use userpci_framework::Result;
 
 use super::config::IxgbeModelConfig;
 use super::frame::{FrameFifo, MAX_FRAME};
+use super::hostile::Hostile;
 use super::regs::{
     block, rx_reg, BAR0_SIZE, DCA_RXCTRL_POWER_ON, EEC_POWER_ON, HLREG0_POWER_ON, MAXFRS,
     MAXFRS_POWER_ON, SRRCTL_POWER_ON,
@@ -53,6 +54,7 @@ impl IxgbeModel {
             tx_resume_armed: false,
             sink: TxSink::new(config.sink_keep),
             faults: Faults::default(),
+            hostile: Hostile::default(),
             stats: IxgbeModelStats::default(),
             config,
         };

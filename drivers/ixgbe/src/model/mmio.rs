@@ -3,6 +3,7 @@
 
 use userpci_framework::backend::sim::ModelContext;
 
+use super::hostile::DeviceWrite;
 use super::regs::{
     block, eiam_ex, eics_ex, eimc_ex, eims_ex, is_counter, queue_reg, rx_reg, tx_reg, QueueReg,
 };
@@ -43,7 +44,25 @@ impl IxgbeModel {
                 self.set_reg(o, 0);
                 value
             }
-            o => self.reg(o),
+            o => match queue_reg(o) {
+                Some(QueueReg::Tx(q, block::HEAD)) => {
+                    self.hostile
+                        .u32(self.reg(o), |value| DeviceWrite::HeadRead {
+                            queue: q as u16,
+                            tx: true,
+                            value,
+                        })
+                }
+                Some(QueueReg::Rx(q, block::HEAD)) => {
+                    self.hostile
+                        .u32(self.reg(o), |value| DeviceWrite::HeadRead {
+                            queue: q as u16,
+                            tx: false,
+                            value,
+                        })
+                }
+                _ => self.reg(o),
+            },
         }
     }
 

@@ -68,6 +68,7 @@ pub mod config;
 mod device;
 pub mod faults;
 pub mod frame;
+pub mod hostile;
 pub mod interrupts;
 mod mmio;
 pub mod regs;
@@ -89,6 +90,7 @@ use userpci_framework::Result;
 
 pub use config::{GeneratorConfig, GeneratorDst, IxgbeModelConfig, MODEL_NAME};
 pub use faults::{IxgbeModelStats, RxCorruption};
+pub use hostile::{DeviceWrite, HostileHook};
 pub use rx::{RxDrop, RxOutcome};
 pub use shared::Link;
 pub use state::IxgbeModel;

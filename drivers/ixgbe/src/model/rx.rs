@@ -40,6 +40,7 @@
 use userpci_framework::backend::sim::{DmaFault, ModelContext};
 
 use super::frame::{fcs, FCS_LEN, MIN_FRAME};
+use super::hostile::DeviceWrite;
 use super::regs::{
     block, rx_reg, EICR_RX_MISS, MAXFRS, MCSTCTRL, MCSTCTRL_MFE, RXCSUM, RXCSUM_PCSD,
 };
@@ -288,7 +289,7 @@ impl IxgbeModel {
                 return; // waits for descriptors, holding up the frames behind it
             }
             let corruption = self.faults.rx_corruption;
-            match self.write_packet(ctx, &ring, needed, total, strip, corruption) {
+            match self.write_packet(ctx, q, &ring, needed, total, strip, corruption) {
                 Ok(()) => {
                     self.faults.rx_corruption = None;
                     let head = (ring.head + needed) % ring.count;
@@ -313,9 +314,11 @@ impl IxgbeModel {
     }
 
     /// Writes the head frame of the packet buffer into `needed` descriptors of `ring`.
+    #[allow(clippy::too_many_arguments)]
     fn write_packet(
         &self,
         ctx: &mut ModelContext<'_>,
+        q: usize,
         ring: &RxRing,
         needed: u32,
         total: usize,
@@ -371,13 +374,22 @@ impl IxgbeModel {
                 let qword = u64::from(length) | (u64::from(status & 0xFF) << 32);
                 ctx.dma_write_pod(desc + 8, &qword)?;
             } else {
-                let wb = AdvRxWriteback {
+                let mut wb = AdvRxWriteback {
                     pkt_info: meta.pkt_info,
                     rss_hash: hash,
                     status_error: status,
                     length,
                     vlan: 0,
                 };
+                if self.hostile.active() {
+                    let mut bytes: [u8; 16] = bytemuck::cast(wb);
+                    self.hostile.offer(DeviceWrite::RxWriteback {
+                        queue: q as u16,
+                        slot,
+                        desc: &mut bytes,
+                    });
+                    wb = bytemuck::cast(bytes);
+                }
                 ctx.dma_write_pod(desc, &wb)?;
             }
         }

@@ -10,6 +10,7 @@ use userpci_framework::backend::sim::ModelContext;
 
 use super::config::{format_mac, GeneratorConfig, IxgbeModelConfig};
 use super::frame::FrameFifo;
+use super::hostile::Hostile;
 use super::shared::{Faults, Interrupts, IxgbeModelStats, Link, RxMeta, TimerKind, TxQueueState};
 use super::sink::TxSink;
 use super::wire::WirePort;
@@ -68,6 +69,8 @@ pub struct IxgbeModel {
     pub(crate) tx_resume_armed: bool,
     pub(crate) sink: TxSink,
     pub(crate) faults: Faults,
+    /// The hostile-write hook (tests).
+    pub(crate) hostile: Hostile,
     pub(crate) stats: IxgbeModelStats,
 }
 

@@ -44,6 +44,7 @@ use userpci_framework::backend::sim::{DmaFault, ModelContext};
 use std::time::Duration;
 
 use super::frame::{FCS_LEN, MAX_FRAME, MIN_FRAME};
+use super::hostile::DeviceWrite;
 use super::regs::{block, tdwbah, tdwbal, tx_reg, BPTC, MPTC, TDWBAL_HEAD_WB_EN};
 use super::shared::TimerKind;
 use super::state::IxgbeModel;
@@ -173,7 +174,11 @@ impl IxgbeModel {
         }
         if let WriteBack::Head(addr) = mode {
             if rs_seen {
-                if ctx.dma_write_pod(addr, &head).is_err() {
+                let value = self.hostile.u32(head, |head| DeviceWrite::TxHead {
+                    queue: q as u16,
+                    head,
+                });
+                if ctx.dma_write_pod(addr, &value).is_err() {
                     self.stats.dma_faults += 1;
                 } else {
                     reported = true;
@@ -265,7 +270,14 @@ impl IxgbeModel {
             WriteBack::Immediate => {
                 if rs {
                     let at = ring.desc(slot) + TX_WB_STATUS_OFFSET as u64;
-                    ctx.dma_write_pod(at, &TXD_STAT_DD)?;
+                    let dd = self
+                        .hostile
+                        .u32(TXD_STAT_DD, |status| DeviceWrite::TxStatus {
+                            queue: q as u16,
+                            slot,
+                            status,
+                        });
+                    ctx.dma_write_pod(at, &dd)?;
                 }
                 Ok(rs)
             }
@@ -296,7 +308,15 @@ impl IxgbeModel {
         state.accumulated = 0;
         for i in 0..n {
             let at = ring.desc(from + i) + TX_WB_STATUS_OFFSET as u64;
-            ctx.dma_write_pod(at, &TXD_STAT_DD)?;
+            let slot = (from + i) % ring.count.max(1);
+            let dd = self
+                .hostile
+                .u32(TXD_STAT_DD, |status| DeviceWrite::TxStatus {
+                    queue: q as u16,
+                    slot,
+                    status,
+                });
+            ctx.dma_write_pod(at, &dd)?;
         }
         Ok(())
     }

@@ -213,25 +213,54 @@ impl<F: PciFunction> Hw<'_, F> {
     }
 
     /// The active namespace IDs (CNS 02h), following the list past 1024 entries.
+    ///
+    /// The list is untrusted: only increasing IDs above the starting point and at most `nn`
+    /// (Identify Controller `NN`, the largest valid NSID) are kept, and at most
+    /// [`MAX_NAMESPACES`], so a controller whose pages never end cannot keep bring-up
+    /// going (it would otherwise be followed up to NSID FFFFFFFEh, four million pages).
     pub(crate) fn active_namespaces(
         &self,
         admin: &mut AdminQueue,
         data: &mut DmaBuffer,
+        nn: u32,
     ) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         let mut start = 0u32;
+        let mut beyond_nn = 0usize;
         loop {
             let list: ActiveNamespaceList =
                 self.identify(admin, data, Cns::ActiveNamespaceList, start)?;
             let before = ids.len();
             for id in list.iter() {
-                // Untrusted: keep only increasing IDs above the starting point.
-                if id > start && id != crate::spec::NSID_ALL {
-                    ids.push(id);
-                    start = id;
+                if id <= start || id == crate::spec::NSID_ALL {
+                    continue;
                 }
+                if id > nn {
+                    beyond_nn += 1;
+                    continue;
+                }
+                if ids.len() == MAX_NAMESPACES {
+                    tracing::warn!(
+                        device = %self.device,
+                        nn,
+                        limit = MAX_NAMESPACES,
+                        next = id,
+                        "more active namespaces than the driver takes; the rest are ignored"
+                    );
+                    return Ok(ids);
+                }
+                ids.push(id);
+                start = id;
             }
-            if list.ids[1023] == 0 || ids.len() == before {
+            if list.ids[1023] == 0 || ids.len() == before || start >= nn {
+                if beyond_nn > 0 {
+                    tracing::warn!(
+                        device = %self.device,
+                        nn,
+                        ignored = beyond_nn,
+                        "Active Namespace ID list names NSIDs above NN; ignored"
+                    );
+                }
                 return Ok(ids);
             }
         }
@@ -247,7 +276,7 @@ impl<F: PciFunction> Hw<'_, F> {
     ) -> Result<(Vec<Namespace>, Vec<UnusableNamespace>)> {
         let mut usable = Vec::new();
         let mut unusable = Vec::new();
-        for nsid in self.active_namespaces(admin, data)? {
+        for nsid in self.active_namespaces(admin, data, id.nn)? {
             let ns: IdentifyNamespace = self.identify(admin, data, Cns::Namespace, nsid)?;
             match Namespace::from_identify(
                 self.device,
@@ -357,6 +386,9 @@ pub(crate) fn check_cap(device: PciAddress, cap: Cap) -> Result<()> {
 
 /// The largest transfer in bytes: `2 ^ MDTS` units of `CAP.MPSMIN` (0: no limit), capped by
 /// the driver's `limit`.
+/// Most active namespaces the driver uses (four Active Namespace ID list pages).
+pub(crate) const MAX_NAMESPACES: usize = 4096;
+
 pub(crate) fn max_transfer(cap: Cap, mdts: u8, limit: u64) -> u64 {
     if mdts == 0 {
         return limit;

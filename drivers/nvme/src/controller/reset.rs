@@ -217,7 +217,9 @@ impl<F: PciFunction> Inner<F> {
                     granted,
                     "queue no longer granted after reset"
                 );
-                entry.shared.set(QpairState::Failed);
+                // The controller was disabled above and has no such queue: nothing it held
+                // can be transferred, so its buffers go back with the failure.
+                entry.shared.fail_released();
                 continue;
             }
             entry.memory.cq.region().fill(0);
@@ -226,7 +228,8 @@ impl<F: PciFunction> Inner<F> {
                 Err(err @ Error::DeviceGone { .. }) => return Err(err),
                 Err(err) => {
                     tracing::error!(qid = entry.qid, %err, "queue pair not recreated");
-                    entry.shared.set(QpairState::Failed);
+                    // As above: disabled since, and no doorbell of it is written again.
+                    entry.shared.fail_released();
                 }
             }
         }

@@ -47,6 +47,10 @@ impl QpairState {
 
 const STATE_MASK: u32 = 0xff;
 const BUSY: u32 = 1 << 8;
+/// With `Failed`: the controller was disabled (`CSTS.RDY` 0) by the reset that failed this
+/// pair, and its queues were not recreated, so nothing it held can be fetched or
+/// transferred any more: its buffers can go back to the caller.
+const RELEASED: u32 = 1 << 9;
 
 /// The shared word of one queue pair.
 #[derive(Debug)]
@@ -91,8 +95,23 @@ impl QpairShared {
         let _ = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some((w & !STATE_MASK) | state as u32)
+                Some((w & !(STATE_MASK | RELEASED)) | state as u32)
             });
+    }
+
+    /// Sets `Failed` for a pair whose queues a reset could not recreate after the
+    /// controller was disabled: the controller dropped its commands (see `RELEASED`).
+    pub(crate) fn fail_released(&self) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some((w & !STATE_MASK) | QpairState::Failed as u32 | RELEASED)
+            });
+    }
+
+    /// True when the pair failed with its commands dropped by the controller.
+    pub(crate) fn released(&self) -> bool {
+        self.word.load(Ordering::Acquire) & RELEASED != 0
     }
 
     /// Sets `to` if the state is `from`; returns whether it did.
@@ -197,6 +216,19 @@ impl AtomicControllerState {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn released_goes_with_failed_until_the_next_state() {
+        let shared = QpairShared::new();
+        shared.set(QpairState::Failed);
+        assert!(!shared.released());
+        shared.fail_released();
+        assert_eq!(shared.state(), QpairState::Failed);
+        assert!(shared.released());
+        assert!(shared.enter().is_err());
+        shared.set(QpairState::NeedsReconnect);
+        assert!(!shared.released());
+    }
 
     #[test]
     fn enter_refuses_a_disabled_queue_and_leaves_it_idle() {

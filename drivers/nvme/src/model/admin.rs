@@ -3,6 +3,7 @@
 
 use userpci_framework::backend::sim::ModelContext;
 
+use super::hostile::DeviceWrite;
 use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
 use super::shared::Outcome;
 use super::{prp, NvmeModel};
@@ -180,13 +181,21 @@ impl NvmeModel {
 
     fn identify(&mut self, ctx: &mut ModelContext<'_>, c: Identify) -> Outcome {
         let namespaces = self.config.namespaces;
-        let transfer =
-            |model: &Self, ctx: &mut ModelContext<'_>, bytes: &[u8]| match prp::copy_to_host(
-                ctx, model.page, c.prp1, c.prp2, bytes,
-            ) {
+        let transfer = |model: &mut Self, ctx: &mut ModelContext<'_>, bytes: &[u8]| {
+            let mut scratch = Vec::new();
+            let (cns, nsid) = (c.cns, c.nsid);
+            let bytes = model
+                .hostile
+                .data(bytes, &mut scratch, |data| DeviceWrite::Identify {
+                    cns,
+                    nsid,
+                    data,
+                });
+            match prp::copy_to_host(ctx, model.page, c.prp1, c.prp2, bytes) {
                 Ok(()) => success(0),
                 Err(status) => Outcome::status(status),
-            };
+            }
+        };
         match Cns::from_raw(c.cns) {
             Some(Cns::Controller) => {
                 let id = self.identify_controller();
@@ -246,7 +255,16 @@ impl NvmeModel {
             return dnr(Status::INVALID_FIELD);
         };
         let n = rest.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-        if let Err(status) = prp::copy_to_host(ctx, self.page, c.prp1, c.prp2, &rest[..n]) {
+        let mut scratch = Vec::new();
+        let (raw_lid, offset) = (c.lid, c.offset);
+        let data = self
+            .hostile
+            .data(&rest[..n], &mut scratch, |data| DeviceWrite::LogPage {
+                lid: raw_lid,
+                offset,
+                data,
+            });
+        if let Err(status) = prp::copy_to_host(ctx, self.page, c.prp1, c.prp2, data) {
             return Outcome::status(status);
         }
         if !c.rae {

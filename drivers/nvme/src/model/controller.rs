@@ -11,6 +11,7 @@ use super::config::NvmeModelConfig;
 use super::events::{ErrorLog, Events, SmartCounters};
 use super::events::{TEMPERATURE, TEMPERATURE_WARNING};
 use super::faults::{Faults, NvmeModelStats, Recovery};
+use super::hostile::Hostile;
 use super::namespace::Namespace;
 use super::queues::{CompQueue, ShadowDoorbells, SubQueue};
 use super::shared::{AERL, TIMER_COALESCE, TIMER_COMMAND, TIMER_SHUTDOWN};
@@ -89,6 +90,8 @@ pub struct NvmeModel {
     pub(super) shadow: Option<ShadowDoorbells>,
     pub(super) namespaces: Vec<Namespace>,
     pub(super) faults: Faults,
+    /// The hostile-write hook (tests).
+    pub(super) hostile: Hostile,
     pub(super) stats: NvmeModelStats,
     pub(super) error_log: ErrorLog,
     pub(super) smart: SmartCounters,
@@ -131,6 +134,7 @@ impl NvmeModel {
             shadow: None,
             namespaces,
             faults: Faults::default(),
+            hostile: Hostile::default(),
             stats: NvmeModelStats::default(),
             error_log: ErrorLog::default(),
             smart: SmartCounters::default(),

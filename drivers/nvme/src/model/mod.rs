@@ -82,7 +82,9 @@
 //!
 //! # Faults and counters
 //! See [`faults`]: hang, fatal, a failing Nth command, corrupt completions, and
-//! [`NvmeModel::stats`] with [`ProtocolViolations`].
+//! [`NvmeModel::stats`] with [`ProtocolViolations`]. For fuzzing, [`hostile`] lets a test
+//! replace what the controller writes into host memory (completions, Identify data, log
+//! pages, EventIdx).
 
 mod admin;
 mod async_events;
@@ -90,6 +92,7 @@ mod config;
 mod controller;
 mod events;
 pub mod faults;
+pub mod hostile;
 mod identify;
 mod inject;
 mod namespace;
@@ -110,6 +113,7 @@ use userpci_framework::Result;
 pub use config::{NvmeModelConfig, MODEL_NAME};
 pub use controller::NvmeModel;
 pub use faults::{CommandClass, Corruption, NvmeModelStats, ProtocolViolations, Recovery};
+pub use hostile::{DeviceWrite, HostileHook};
 pub use identify::{CLASS_CODE, DEVICE_ID, FIRMWARE_REVISION, SUBSYSTEM_VENDOR_ID, VENDOR_ID};
 
 /// Builds an NVMe controller model from topology-file parameters (see [`NvmeModelConfig`];

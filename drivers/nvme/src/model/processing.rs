@@ -11,6 +11,7 @@ use std::time::Duration;
 use userpci_framework::backend::sim::ModelContext;
 
 use super::faults::Corruption;
+use super::hostile::DeviceWrite;
 use super::queues::{Inflight, PendingCqe};
 use super::shared::{Outcome, TIMER_COALESCE, TIMER_COMMAND};
 use super::NvmeModel;
@@ -114,7 +115,8 @@ impl NvmeModel {
         let Some(sq) = self.sqs[usize::from(sqid)].as_mut() else {
             return false;
         };
-        shadow.write_eventidx(ctx, slot, u32::from(sq.tail));
+        let eventidx = self.hostile.eventidx(sqid, true, u32::from(sq.tail));
+        shadow.write_eventidx(ctx, slot, eventidx);
         match shadow.read(ctx, slot) {
             Some(tail) if sq.valid_tail(tail) && tail != u32::from(sq.tail) => {
                 sq.tail = tail as u16;
@@ -177,7 +179,8 @@ impl NvmeModel {
                 if let Some(head) = shadow.read(ctx, slot).filter(|&h| cq.valid_head(h)) {
                     cq.head = head as u16;
                 }
-                shadow.write_eventidx(ctx, slot, u32::from(cq.head));
+                let eventidx = self.hostile.eventidx(cqid, false, u32::from(cq.head));
+                shadow.write_eventidx(ctx, slot, eventidx);
             }
         }
         let mut posted = 0u32;
@@ -225,7 +228,15 @@ impl NvmeModel {
                     }
                 }
             }
-            let entry = CompletionEntry::new(p.dw0, sq_head, p.sqid, cid, phase, p.status);
+            let mut entry = CompletionEntry::new(p.dw0, sq_head, p.sqid, cid, phase, p.status);
+            if self.hostile.active() {
+                let mut bytes: [u8; 16] = bytemuck::cast(entry);
+                self.hostile.offer(DeviceWrite::Completion {
+                    sqid: p.sqid,
+                    entry: &mut bytes,
+                });
+                entry = bytemuck::cast(bytes);
+            }
             if cq.push(ctx, &entry).is_err() {
                 self.cfs = true;
                 break;

@@ -52,7 +52,9 @@ impl<F: PciFunction, T, B: IoBuffer> IoQueuePair<F, T, B> {
                 }
                 done + self.core.poll(max, on_complete)
             }
-            Err(state) => self.core.not_running(state, on_complete),
+            Err(state) => self
+                .core
+                .not_running(state, self.shared.released(), on_complete),
         }
     }
 }
@@ -128,6 +130,12 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
             }
         };
         let tracker = self.trackers.get(index);
+        // The controller fetched this command, so its head is past the command's slot: with
+        // SQHD bogus (or behind), entries whose commands completed still become free, and a
+        // queue with nothing in flight is never left looking full. A value behind the head
+        // is refused by `update_head`, so this never moves the head back.
+        let fetched = (tracker.sq_slot + 1) % self.entries;
+        self.sq.update_head(fetched);
         let (opcode, request) = (tracker.sqe.opcode(), tracker.request);
         let aborted = matches!(tracker.state, TrackerState::Aborting { .. });
         let waited = self.now.saturating_sub(tracker.submitted_at);

@@ -44,6 +44,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
             tracker.state = TrackerState::InFlight;
             let sqe = tracker.sqe;
             let slot = self.sq.push();
+            tracker.sq_slot = slot;
             self.memory.sq.set(usize::from(slot), sqe);
             self.unstamped.push(index);
             reissued += 1;
@@ -148,10 +149,13 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
     }
 
     /// A poll while the queue may not run: nothing while disabled (a reset is in progress);
-    /// every in-flight request failed when the controller failed or is gone.
+    /// every in-flight request failed when the controller failed or is gone. Buffers go back
+    /// with them when the controller is stopped, or when `released`: this pair alone failed,
+    /// its queues not recreated after the reset disabled the controller.
     pub(super) fn not_running(
         &mut self,
         state: QpairState,
+        released: bool,
         on_complete: &mut impl FnMut(IoCompletion<T, B>),
     ) -> usize {
         let error = |device, qid| match state {
@@ -175,7 +179,7 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
             _ => return 0,
         }
         // Buffers go back only when the controller is known to be stopped.
-        let quiet = self.ctrl.quiet.load(Ordering::Acquire);
+        let quiet = released || self.ctrl.quiet.load(Ordering::Acquire);
         let mut done = 0;
         for index in 0..self.trackers.capacity() as u16 {
             let tracker = self.trackers.get(index);
@@ -218,6 +222,7 @@ impl<F: PciFunction, T, B: IoBuffer> Drop for IoQueuePair<F, T, B> {
                     }
                 }
             }
+            QpairState::Failed if self.shared.released() => true,
             QpairState::Disabled | QpairState::Failed | QpairState::Gone | QpairState::ShutDown => {
                 ctrl.quiet.load(Ordering::Acquire)
             }

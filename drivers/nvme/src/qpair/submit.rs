@@ -248,8 +248,10 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                 .expect("free trackers were counted above");
             let sqe = self.build(op, ns, lba + first, count, iova + first * block_size, index);
             let sqe = sqe.with_cid(self.trackers.cid(index));
-            self.trackers.get_mut(index).sqe = sqe;
             let slot = self.sq.push();
+            let tracker = self.trackers.get_mut(index);
+            tracker.sqe = sqe;
+            tracker.sq_slot = slot;
             self.memory.sq.set(usize::from(slot), sqe);
             self.unstamped.push(index);
         }

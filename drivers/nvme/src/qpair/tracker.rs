@@ -35,6 +35,8 @@ pub(crate) struct Tracker {
     generation: u16,
     pub(crate) request: u16,
     pub(crate) sqe: SubmissionEntry,
+    /// The submission queue slot its entry was last written to.
+    pub(crate) sq_slot: u16,
     /// When the controller was told about it (its doorbell write).
     pub(crate) submitted_at: Duration,
     /// Times re-issued after controller resets.
@@ -77,6 +79,7 @@ impl Trackers {
                 generation: 0,
                 request: 0,
                 sqe: SubmissionEntry::default(),
+                sq_slot: 0,
                 submitted_at: Duration::ZERO,
                 reissues: 0,
             })

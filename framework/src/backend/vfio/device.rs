@@ -118,6 +118,17 @@ impl VfioFunction {
         let config = sys
             .device_get_region_info(fd, vfio::VFIO_PCI_CONFIG_REGION_INDEX)
             .map_err(|e| ioctl_error(address, "VFIO_DEVICE_GET_REGION_INFO", e))?;
+        if config.offset.checked_add(config.size).is_none() {
+            return Err(Error::VfioReply {
+                context: address.to_string(),
+                ioctl: "VFIO_DEVICE_GET_REGION_INFO",
+                reason: format!(
+                    "config region of {:#x} bytes at offset {:#x} runs past the end of the \
+                     device fd (offset + size must fit in 64 bits)",
+                    config.size, config.offset
+                ),
+            });
+        }
         let msix = sys
             .device_get_irq_info(fd, vfio::VFIO_PCI_MSIX_IRQ_INDEX)
             .map_err(|e| ioctl_error(address, "VFIO_DEVICE_GET_IRQ_INFO", e))?;

@@ -67,6 +67,25 @@ pub fn hot_reset_info_count(buf: &[u8]) -> Option<u32> {
     read_u32(buf, offset_of!(vfio::vfio_pci_hot_reset_info, count))
 }
 
+/// Most functions a bus or slot reset can hit: every devfn of every bus number below the
+/// bridge (256 buses of 256). A larger `count` is no real topology.
+pub const MAX_HOT_RESET_DEVICES: u32 = 256 * 256;
+
+/// The buffer length to call `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` with again after `ENOSPC`
+/// reported room for `count` devices and the buffer was `current` bytes: room for `count`
+/// (at least one), and always larger than before. The count comes from the kernel, so one
+/// past [`MAX_HOT_RESET_DEVICES`] is an error, never a buffer of up to 32 GiB.
+pub fn hot_reset_retry_len(count: u32, current: usize) -> Result<usize, String> {
+    if count > MAX_HOT_RESET_DEVICES {
+        return Err(format!(
+            "ENOSPC asks for room for {count} devices; a hot reset hits at most \
+             {MAX_HOT_RESET_DEVICES} functions"
+        ));
+    }
+    let wanted = HOT_RESET_INFO_HEADER + count.max(1) as usize * DEPENDENT_DEVICE_SIZE;
+    Ok(wanted.max(current + DEPENDENT_DEVICE_SIZE))
+}
+
 /// Decodes a successful `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` reply.
 pub fn parse_hot_reset_info(buf: &[u8]) -> Result<HotResetInfo, String> {
     let flags = read_u32(buf, offset_of!(vfio::vfio_pci_hot_reset_info, flags))
@@ -322,6 +341,20 @@ mod tests {
         assert_eq!(info.all_owned(), Some(false));
         assert_eq!(info.devices[0].id, DependentId::NotOwned);
         assert_eq!(info.devices[0].address, a("0010:3a:1f.6"));
+    }
+
+    #[test]
+    fn the_retry_buffer_grows_and_is_bounded() {
+        assert_eq!(hot_reset_retry_len(2, 12), Ok(12 + 2 * 8));
+        assert_eq!(
+            hot_reset_retry_len(0, 12),
+            Ok(12 + 8),
+            "room for one at least"
+        );
+        assert_eq!(hot_reset_retry_len(1, 20), Ok(28), "larger than before");
+        assert_eq!(hot_reset_retry_len(65536, 12), Ok(12 + 65536 * 8));
+        let err = hot_reset_retry_len(u32::MAX, 12).unwrap_err();
+        assert!(err.contains("4294967295 devices"), "{err}");
     }
 
     #[test]

@@ -22,9 +22,11 @@ use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
 
 use super::is_vfio_driver;
-use super::reply::{hot_reset_info_count, parse_hot_reset_info, DependentId, HotResetInfo};
+use super::reply::{
+    hot_reset_info_count, hot_reset_retry_len, parse_hot_reset_info, DependentId, HotResetInfo,
+};
 use super::shared::{ioctl_error, BackendKind};
-use super::sys::{VfioSys, DEPENDENT_DEVICE_SIZE, HOT_RESET_INFO_HEADER};
+use super::sys::{VfioSys, HOT_RESET_INFO_HEADER};
 use crate::device::{Ownership, ResetGroupMember, ResetMethod};
 use crate::error::{Error, Result};
 use crate::pci::{PciAddress, SysfsPci};
@@ -86,9 +88,14 @@ pub(super) fn query_info(target: &ResetTarget<'_>) -> Result<Option<HotResetInfo
                     })
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                let count = hot_reset_info_count(&buf).unwrap_or(0) as usize;
-                let wanted = HOT_RESET_INFO_HEADER + count.max(1) * DEPENDENT_DEVICE_SIZE;
-                buf = vec![0u8; wanted.max(buf.len() + DEPENDENT_DEVICE_SIZE)];
+                let count = hot_reset_info_count(&buf).unwrap_or(0);
+                let len =
+                    hot_reset_retry_len(count, buf.len()).map_err(|reason| Error::VfioReply {
+                        context: address.to_string(),
+                        ioctl: "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO",
+                        reason,
+                    })?;
+                buf = vec![0u8; len];
             }
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => {

@@ -12,7 +12,7 @@ use vfio_bindings::bindings::vfio;
 
 use super::iommu::type1_info;
 use super::state::{config_range, errno};
-use super::{region_offset, DeviceVia, FakeCall, FakeVfio, FdKind};
+use super::{region_offset, DeviceVia, FakeCall, FakeReply, FakeVfio, FdKind};
 use crate::backend::vfio::sys::{write_u32, IrqSet, VfioSys, TYPE1_INFO_HEADER};
 use crate::pci::PciAddress;
 
@@ -213,13 +213,18 @@ impl VfioSys for FakeVfio {
         let mut s = self.lock();
         let (address, _) = s.device(device)?;
         s.begin(FakeCall::DeviceGetInfo { device: address })?;
-        Ok(vfio::vfio_device_info {
+        let mut reply = Ok(vfio::vfio_device_info {
             argsz: 16,
             flags: s.functions[&address].device_flags,
             num_regions: vfio::VFIO_PCI_NUM_REGIONS,
             num_irqs: vfio::VFIO_PCI_NUM_IRQS,
             ..Default::default()
-        })
+        });
+        s.offer(FakeReply::DeviceInfo {
+            device: address,
+            reply: &mut reply,
+        });
+        reply
     }
 
     fn device_get_region_info(
@@ -233,7 +238,13 @@ impl VfioSys for FakeVfio {
             device: address,
             index,
         })?;
-        s.region_info(address, index)
+        let mut reply = s.region_info(address, index);
+        s.offer(FakeReply::RegionInfo {
+            device: address,
+            index,
+            reply: &mut reply,
+        });
+        reply
     }
 
     fn device_get_irq_info(
@@ -247,7 +258,13 @@ impl VfioSys for FakeVfio {
             device: address,
             index,
         })?;
-        s.irq_info(address, index)
+        let mut reply = s.irq_info(address, index);
+        s.offer(FakeReply::IrqInfo {
+            device: address,
+            index,
+            reply: &mut reply,
+        });
+        reply
     }
 
     fn device_set_irqs(&self, device: BorrowedFd<'_>, set: &IrqSet<'_>) -> io::Result<()> {
@@ -289,7 +306,13 @@ impl VfioSys for FakeVfio {
             device: address,
             argsz,
         })?;
-        s.hot_reset_info(address, &via, buf)
+        let mut result = s.hot_reset_info(address, &via, buf);
+        s.offer(FakeReply::HotResetInfo {
+            device: address,
+            buf,
+            result: &mut result,
+        });
+        result
     }
 
     fn device_pci_hot_reset(

@@ -9,6 +9,7 @@
 //!
 //! Every call is recorded as a [`FakeCall`]; [`FakeVfio::fail_next`] makes the next call of an
 //! ioctl fail with an errno, and [`FakeVfio::fail_open`] makes opening a path fail.
+//! [`FakeVfio::set_hostile`] lets a test rewrite the device replies the backend decodes.
 //!
 //! The fds it hands out are real (the write end of a pipe, whose inode is unique), so the
 //! backends can own and close them; the fake tells a closed fd from a reused number by the
@@ -16,6 +17,7 @@
 
 mod call;
 mod device;
+mod hostile;
 mod iommu;
 mod kernel;
 mod state;
@@ -33,6 +35,7 @@ use crate::dma::IovaRange;
 use crate::pci::PciAddress;
 
 pub use call::FakeCall;
+pub use hostile::{FakeHostileHook, FakeReply};
 
 /// The offset of region `index` in a vfio-pci device fd (`VFIO_PCI_INDEX_TO_OFFSET`).
 pub const fn region_offset(index: u32) -> u64 {
@@ -207,6 +210,8 @@ struct State {
     dma: BTreeMap<u64, (u64, u32)>,
     /// IOAS mappings: (ioas, iova) -> (length, flags).
     ioas_maps: BTreeMap<(u32, u64), (u64, u32)>,
+    /// Replaces answers (fuzzing); see `hostile.rs`.
+    hostile: hostile::HostileSlot,
 }
 
 /// A scripted VFIO kernel. See the [module docs](self).
@@ -242,6 +247,7 @@ impl FakeVfio {
                 memlock: Some(8 << 20),
                 dma: BTreeMap::new(),
                 ioas_maps: BTreeMap::new(),
+                hostile: hostile::HostileSlot::default(),
             }),
         })
     }
