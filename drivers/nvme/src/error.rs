@@ -98,15 +98,19 @@ pub enum Error {
         waited_ms: u64,
     },
 
-    /// Every command slot of a queue is in use: backpressure. Process completions, then retry.
+    /// A queue has no room for the request (its command slots or its submission ring, which
+    /// the device frees only as far as its reported SQ head): backpressure. Process
+    /// completions, then retry.
     #[error(
-        "{device}: queue {qid} is full ({capacity} commands in flight); process completions, \
-         then retry"
+        "{device}: queue {qid} is full ({in_flight} commands in flight, {sq_free} submission \
+         entries free, {needed} needed); process completions, then retry"
     )]
     QueueFull {
         device: PciAddress,
         qid: u16,
-        capacity: usize,
+        in_flight: usize,
+        sq_free: u16,
+        needed: u16,
     },
 
     /// The controller reported a fatal status (`CSTS.CFS`): it needs a reset.

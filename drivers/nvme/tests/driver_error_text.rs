@@ -74,7 +74,8 @@ fn a_full_queue() {
         .unwrap_err();
     assert_eq!(
         err.error.to_string(),
-        "0000:01:00.0: queue 1 is full (3 commands in flight); process completions, then retry"
+        "0000:01:00.0: queue 1 is full (3 commands in flight, 0 submission entries free, 1 \
+         needed); process completions, then retry"
     );
     assert!(err.error.is_retriable());
 }

@@ -273,7 +273,7 @@ fn a_full_queue_pushes_back_and_recovers() {
             rejected.error,
             Error::QueueFull {
                 qid: 1,
-                capacity: 3,
+                in_flight: 3,
                 ..
             }
         ),

@@ -141,7 +141,9 @@ impl AdminQueue {
             return Err(Error::QueueFull {
                 device,
                 qid: 0,
-                capacity: usize::from(self.size) - 1,
+                in_flight: usize::from(self.size) - 1,
+                sq_free: 0,
+                needed: 1,
             });
         }
         let slot = self.sq.push();

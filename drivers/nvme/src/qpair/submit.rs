@@ -230,7 +230,9 @@ impl<F: PciFunction, T, B: IoBuffer> QpairCore<F, T, B> {
                 error: Error::QueueFull {
                     device: self.device,
                     qid: self.qid,
-                    capacity,
+                    in_flight: capacity - self.trackers.available(),
+                    sq_free: self.sq.free(),
+                    needed: commands,
                 },
                 token,
                 buffer,
