@@ -15,6 +15,7 @@
 //! Bus-level faults (surprise removal, a hung function) are the simulated bus's
 //! (`SimBus::inject`).
 
+use super::hostile::HostileHook;
 use super::shared::Faults;
 pub use super::shared::{IxgbeModelStats, RxCorruption};
 use super::sink::TxSink;
@@ -54,5 +55,18 @@ impl IxgbeModel {
     /// Frames waiting in the receive packet buffer for descriptors.
     pub fn rx_buffered(&self) -> usize {
         self.rx_fifo.len()
+    }
+}
+
+impl IxgbeModel {
+    /// Sets (or with `None` removes) the hostile hook; see [`super::hostile`]. It stays set
+    /// across resets.
+    pub fn set_hostile(&mut self, hook: Option<HostileHook>) {
+        self.hostile.set_hook(hook);
+    }
+
+    /// How many writes and reads the hostile hook was offered since construction.
+    pub fn hostile_writes(&self) -> u64 {
+        self.hostile.offered()
     }
 }

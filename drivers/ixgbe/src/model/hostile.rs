@@ -2,7 +2,7 @@
 //! write into host memory or answer on a head-register read, for fuzzing the driver with
 //! device data no correct device would produce.
 //!
-//! The hook is a closure set with [`IxgbeModel::set_hostile`]. It is called with a
+//! The hook is a closure set with [`super::IxgbeModel::set_hostile`]. It is called with a
 //! [`DeviceWrite`] just before each write it covers and may change the value in place; the
 //! model then writes (or returns) what the hook left. Only the content changes: the address
 //! is the one the model would write, so a hostile device still writes only into its rings
@@ -14,8 +14,6 @@
 //! `TDH`/`RDH`. Deterministic: the model calls the hook in its processing order.
 
 use std::cell::{Cell, RefCell};
-
-use super::state::IxgbeModel;
 
 /// One value the device is about to write or return, for the hostile hook to change.
 #[derive(Debug)]
@@ -85,6 +83,16 @@ impl Hostile {
         }
     }
 
+    /// Sets (or with `None` removes) the hook.
+    pub(crate) fn set_hook(&mut self, hook: Option<HostileHook>) {
+        *self.hook.get_mut() = hook;
+    }
+
+    /// How many writes and reads the hook was offered.
+    pub(crate) fn offered(&self) -> u64 {
+        self.offered.get()
+    }
+
     /// True when a hook is set (callers copy data only then).
     pub(crate) fn active(&self) -> bool {
         self.hook.borrow().is_some()
@@ -100,18 +108,5 @@ impl Hostile {
             self.offer(make(&mut value));
         }
         value
-    }
-}
-
-impl IxgbeModel {
-    /// Sets (or with `None` removes) the hostile hook; see the [module docs](self). It stays
-    /// set across resets.
-    pub fn set_hostile(&mut self, hook: Option<HostileHook>) {
-        *self.hostile.hook.get_mut() = hook;
-    }
-
-    /// How many writes and reads the hostile hook was offered since construction.
-    pub fn hostile_writes(&self) -> u64 {
-        self.hostile.offered.get()
     }
 }

@@ -2,7 +2,7 @@
 //! write into host memory, for fuzzing the driver with device data no correct controller
 //! would produce.
 //!
-//! The hook is a closure set with [`NvmeModel::set_hostile`]. It is called with a
+//! The hook is a closure set with [`super::NvmeModel::set_hostile`]. It is called with a
 //! [`DeviceWrite`] just before each write it covers and may change the bytes or value in
 //! place; the model then writes what the hook left. Only the content changes: the address
 //! and the length stay what the command asked for, so a hostile controller still writes
@@ -13,8 +13,6 @@
 //! data, and shadow-doorbell EventIdx values. Deterministic: the model calls the hook in its
 //! processing order; a hook that is a pure function of its inputs and its own state gives
 //! the same run every time.
-
-use super::controller::NvmeModel;
 
 /// One write the controller is about to make, for the hostile hook to change.
 #[derive(Debug)]
@@ -85,6 +83,16 @@ impl Hostile {
         }
     }
 
+    /// Sets (or with `None` removes) the hook.
+    pub(super) fn set_hook(&mut self, hook: Option<HostileHook>) {
+        self.hook = hook;
+    }
+
+    /// How many writes the hook was offered.
+    pub(super) fn offered(&self) -> u64 {
+        self.offered
+    }
+
     /// True when a hook is set (callers copy read-only data only then).
     pub(super) fn active(&self) -> bool {
         self.hook.is_some()
@@ -115,18 +123,5 @@ impl Hostile {
         scratch.extend_from_slice(bytes);
         self.offer(write(scratch.as_mut_slice()));
         scratch.as_slice()
-    }
-}
-
-impl NvmeModel {
-    /// Sets (or with `None` removes) the hostile hook; see the [module docs](self). It stays
-    /// set across resets.
-    pub fn set_hostile(&mut self, hook: Option<HostileHook>) {
-        self.hostile.hook = hook;
-    }
-
-    /// How many writes the hostile hook was offered since construction.
-    pub fn hostile_writes(&self) -> u64 {
-        self.hostile.offered
     }
 }

@@ -2,6 +2,7 @@
 
 use super::controller::NvmeModel;
 use super::faults::{CommandClass, Corruption, Faults, NvmeModelStats, Recovery};
+use super::hostile::HostileHook;
 use crate::spec::Status;
 
 impl NvmeModel {
@@ -37,5 +38,18 @@ impl NvmeModel {
     /// The model's counters.
     pub fn stats(&self) -> NvmeModelStats {
         self.stats
+    }
+}
+
+impl NvmeModel {
+    /// Sets (or with `None` removes) the hostile hook; see [`super::hostile`]. It stays set
+    /// across resets.
+    pub fn set_hostile(&mut self, hook: Option<HostileHook>) {
+        self.hostile.set_hook(hook);
+    }
+
+    /// How many writes the hostile hook was offered since construction.
+    pub fn hostile_writes(&self) -> u64 {
+        self.hostile.offered()
     }
 }

@@ -9,7 +9,6 @@ use std::io;
 
 use vfio_bindings::bindings::vfio;
 
-use super::{FakeVfio, State};
 use crate::pci::PciAddress;
 
 /// One answer about to be returned, for the hostile hook to change.
@@ -69,18 +68,16 @@ impl std::fmt::Debug for HostileSlot {
     }
 }
 
-impl State {
+impl HostileSlot {
+    /// A slot holding `hook`.
+    pub(super) fn new(hook: Option<FakeHostileHook>) -> Self {
+        HostileSlot(hook)
+    }
+
     /// Offers an answer to the hook, if there is one.
     pub(super) fn offer(&mut self, reply: FakeReply<'_>) {
-        if let Some(hook) = self.hostile.0.as_mut() {
+        if let Some(hook) = self.0.as_mut() {
             hook(reply);
         }
-    }
-}
-
-impl FakeVfio {
-    /// Sets (or with `None` removes) the hostile hook; see the [module docs](self).
-    pub fn set_hostile(&self, hook: Option<FakeHostileHook>) {
-        self.lock().hostile = HostileSlot(hook);
     }
 }

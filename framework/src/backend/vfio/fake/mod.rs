@@ -256,6 +256,12 @@ impl FakeVfio {
         self.state.lock().expect("fake VFIO lock poisoned")
     }
 
+    /// Sets (or with `None` removes) the hostile hook, which may replace the fake's answers
+    /// (see `hostile.rs`).
+    pub fn set_hostile(&self, hook: Option<FakeHostileHook>) {
+        self.lock().hostile = hostile::HostileSlot::new(hook);
+    }
+
     /// Adds (or replaces) a function.
     pub fn add_function(&self, function: FakeFunction) {
         let mut state = self.lock();

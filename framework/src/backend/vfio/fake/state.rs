@@ -16,6 +16,11 @@ pub(super) fn errno(code: i32) -> io::Error {
 }
 
 impl State {
+    /// Offers an answer to the hostile hook, if there is one.
+    pub(super) fn offer(&mut self, reply: super::FakeReply<'_>) {
+        self.hostile.offer(reply);
+    }
+
     /// Records `call` and applies an injected failure for it.
     pub(super) fn begin(&mut self, call: FakeCall) -> io::Result<()> {
         let name = call.name();
