@@ -695,3 +695,30 @@ fn clients_of_a_broker_that_stopped_get_a_clear_error_and_a_restarted_broker_ser
     restarted.finish(&[&b]);
     assert!(b.engine.lock().unwrap().exactly_once());
 }
+
+#[test]
+fn a_budget_over_the_brokers_limit_is_refused_naming_both() {
+    let rig = rig();
+    let client = BrokerClient::connect(rig.broker.socket(), "greedy", rig.lending.clone()).unwrap();
+    let function = client.open(addr("01:00.1")).unwrap();
+    let err = client
+        .register(
+            Box::new(EngineParticipant {
+                address: addr("01:00.1"),
+                engine: Arc::new(Mutex::new(Engine::new(function, 3))),
+                hang: false,
+                abandoned: Arc::new(Mutex::new(None)),
+            }),
+            ParticipantConfig {
+                priority: 0,
+                quiesce_budget: Duration::from_secs(5),
+                recover_budget: Duration::from_secs(30),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "broker refused: 0000:01:00.1: budgets quiesce 5000 ms, recover 30000 ms: expected 1 ms \
+         to 10000 ms each"
+    );
+}

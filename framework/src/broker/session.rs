@@ -219,10 +219,15 @@ fn spawn_request(shared: &Arc<Shared>, conn: &Arc<Connection>, message: ClientMe
         .name(format!("userpci-broker-request-{}", conn.id))
         .spawn(move || {
             let (shared, conn) = worker;
-            let reply =
-                handle(&shared, &conn, message).unwrap_or_else(|err| BrokerMessage::Refused {
-                    message: err.to_string(),
-                });
+            let reply = handle(&shared, &conn, message).unwrap_or_else(|err| {
+                BrokerMessage::Refused {
+                    message: match err {
+                        // The client says "broker refused: " itself.
+                        Error::BrokerRefused { message } => message,
+                        other => other.to_string(),
+                    },
+                }
+            });
             let _ = conn.send(&reply);
         });
     if let Err(err) = spawned {
