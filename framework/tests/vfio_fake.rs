@@ -1097,16 +1097,62 @@ fn a_lent_function_is_adopted_from_duplicated_fds_into_its_own_ioas() {
 }
 
 #[test]
-fn lending_needs_cdev_mode() {
+fn a_group_mode_lend_allocates_only_inside_its_window_of_the_shared_container() {
+    use userpci_framework::backend::vfio::LentGroup;
     let roots = Roots::capture();
     all_bound(&roots);
     let fake = nvme_kernel();
-    let ctx = VfioContext::new(roots.options(&fake).mode(ModeChoice::Group)).unwrap();
-    let f = ctx.open(a("0000:02:00.0")).unwrap();
-    let err = f.lend_cdev().unwrap_err();
+    let broker = VfioContext::new(roots.options(&fake).mode(ModeChoice::Group)).unwrap();
+    let owned = broker.open(a("0000:02:00.0")).unwrap();
+    let err = owned.lend_cdev().unwrap_err();
     assert!(
         err.to_string()
             .contains("0000:02:00.0: lending a function needs iommufd (cdev) mode"),
+        "{err}"
+    );
+    let window = IovaRange::new(1 << 36, (2 << 36) - 1);
+    let lent: LentGroup = owned.lend_group(window).unwrap();
+    let client = VfioContext::adopt_lent_group(
+        roots.options(&fake).mode(ModeChoice::Group),
+        a("0000:02:00.0"),
+        lent,
+    )
+    .unwrap();
+    assert_eq!(client.mode(), VfioMode::Group);
+    assert_eq!(
+        client.ids().unwrap(),
+        owned.ids().unwrap(),
+        "config through the dup"
+    );
+    let regions: Vec<_> = (0..3)
+        .map(|_| {
+            client
+                .dma_space()
+                .allocate(1 << 12, DmaDirection::ToDevice)
+                .unwrap()
+        })
+        .collect();
+    let mapped = fake.dma_mappings();
+    assert_eq!(mapped.len(), 3, "{mapped:x?}");
+    for (iova, size) in &mapped {
+        assert!(
+            *iova >= window.start && iova + size - 1 <= window.last,
+            "{iova:#x}+{size:#x} outside the window"
+        );
+    }
+    drop(regions);
+    // A window outside every valid range is refused when the function is adopted.
+    let outside = owned
+        .lend_group(IovaRange::new(1 << 60, (1 << 60) + 0xfff))
+        .unwrap();
+    let err = VfioContext::adopt_lent_group(
+        roots.options(&fake).mode(ModeChoice::Group),
+        a("0000:02:00.0"),
+        outside,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("is outside every valid range"),
         "{err}"
     );
 }

@@ -77,6 +77,9 @@ pub struct Container {
     state: Mutex<ContainerState>,
     /// Bytes currently mapped (pinned), for memlock messages.
     pinned: AtomicU64,
+    /// For a container a broker shares with its clients: the part of the address space this
+    /// process allocates IOVAs in (every client maps into the one container).
+    window: Option<IovaRange>,
 }
 
 impl fmt::Debug for Container {
@@ -132,7 +135,29 @@ impl Container {
                 iommu_set: false,
             }),
             pinned: AtomicU64::new(0),
+            window: None,
         })
+    }
+
+    /// A container another process opened and set up (a broker lending a function: its
+    /// container fd, passed over a socket), in which this process allocates IOVAs only inside
+    /// `window`. It holds no group: the groups, and hot resets, stay with the broker.
+    pub fn adopt(sys: Arc<dyn VfioSys>, fd: OwnedFd, window: IovaRange) -> Self {
+        Container {
+            sys,
+            fd,
+            state: Mutex::new(ContainerState {
+                groups: BTreeMap::new(),
+                iommu_set: true,
+            }),
+            pinned: AtomicU64::new(0),
+            window: Some(window),
+        }
+    }
+
+    /// The container fd (a broker duplicates it for a client).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ContainerState> {
@@ -188,6 +213,34 @@ impl Container {
     }
 }
 
+impl Container {
+    /// `ranges` cut to the window, if the container has one.
+    fn within_window(&self, ranges: Vec<IovaRange>) -> Result<Vec<IovaRange>> {
+        let Some(window) = self.window else {
+            return Ok(ranges);
+        };
+        let cut: Vec<IovaRange> = ranges
+            .iter()
+            .filter(|r| r.start <= window.last && window.start <= r.last)
+            .map(|r| IovaRange {
+                start: r.start.max(window.start),
+                last: r.last.min(window.last),
+            })
+            .collect();
+        if cut.is_empty() {
+            return Err(Error::VfioReply {
+                context: self.name(),
+                ioctl: "VFIO_IOMMU_GET_INFO",
+                reason: format!(
+                    "the lent IOVA window {:#x}..={:#x} is outside every valid range {ranges:?}",
+                    window.start, window.last
+                ),
+            });
+        }
+        Ok(cut)
+    }
+}
+
 impl IommuMapper for Container {
     fn name(&self) -> String {
         "vfio type1 container".to_string()
@@ -217,7 +270,7 @@ impl IommuMapper for Container {
                 pgsizes = format_args!("{:#x}", info.iova_pgsizes),
                 "vfio: type1 info"
             );
-            return Ok(match info.iova_ranges {
+            let ranges = match info.iova_ranges {
                 Some(ranges) => ranges,
                 None => {
                     tracing::debug!(
@@ -226,7 +279,8 @@ impl IommuMapper for Container {
                     );
                     vec![FALLBACK_IOVA_RANGE]
                 }
-            });
+            };
+            return self.within_window(ranges);
         }
         Err(Error::VfioReply {
             context: self.name(),

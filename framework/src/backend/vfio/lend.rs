@@ -6,19 +6,24 @@
 //! group bound to the caller's iommufd), and attaches the lent function to a fresh IOAS of
 //! its own, so that a client maps its DMA memory where no other client can see or overwrite
 //! it. The client receives duplicates of the device fd and the iommufd and opens the function
-//! from them as if it had opened it itself. In group mode every client would share the one
-//! container's address space; that needs IOVA windows and is not written.
+//! from them as if it had opened it itself.
+//!
+//! Group mode: there is one container, so every client maps into one address space. The
+//! broker gives each client an IOVA window of its own and the client allocates only inside it
+//! ([`Container::adopt`]); the kernel does not enforce the windows, so in group mode clients
+//! are trusted not to map outside theirs. The group fds, and hot resets, stay with the broker.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
+use super::container::Container;
 use super::context::VfioContext;
 use super::device::VfioFunction;
 use super::iommufd::IommufdContext;
 use super::shared::{ioctl_error, Backend, BackendKind, OpenedDevice};
 use super::{VfioMode, VfioOptions};
 use crate::device::PciFunction;
-use crate::dma::DmaSpace;
+use crate::dma::{DmaSpace, IovaRange};
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 
@@ -33,6 +38,17 @@ pub struct LentCdev {
     pub ioas: u32,
     /// The function's device id in the iommufd.
     pub devid: u32,
+}
+
+/// What a client needs to open a lent group-mode function.
+#[derive(Debug)]
+pub struct LentGroup {
+    /// A duplicate of the broker's device fd.
+    pub device: OwnedFd,
+    /// A duplicate of the broker's container fd.
+    pub container: OwnedFd,
+    /// Where the client allocates IOVAs.
+    pub window: IovaRange,
 }
 
 fn dup(device: PciAddress, fd: BorrowedFd<'_>) -> Result<OwnedFd> {
@@ -73,6 +89,26 @@ impl VfioFunction {
             devid,
         })
     }
+
+    /// What another process needs to drive the function in group mode, allocating its IOVAs
+    /// in `window` of the shared container.
+    ///
+    /// # Errors
+    /// [`Error::VfioMode`] in iommufd mode (use [`VfioFunction::lend_cdev`]).
+    pub fn lend_group(&self, window: IovaRange) -> Result<LentGroup> {
+        let device = self.address();
+        let BackendKind::Group(container) = &self.backend else {
+            return Err(Error::VfioMode {
+                mode: "iommufd",
+                reason: format!("{device}: lend_group is for group mode; use lend_cdev"),
+            });
+        };
+        Ok(LentGroup {
+            device: dup(device, self.fd())?,
+            container: dup(device, container.fd())?,
+            window,
+        })
+    }
 }
 
 impl VfioContext {
@@ -87,38 +123,72 @@ impl VfioContext {
         address: PciAddress,
         lent: LentCdev,
     ) -> Result<VfioFunction> {
-        let context = VfioContext::new(options)?;
-        let inner = context.inner();
-        let info = inner.sysfs.function(address)?;
-        let iommu_group = info.iommu_group.ok_or_else(|| Error::NoIommu {
-            what: format!("{address} has no iommu_group link in sysfs"),
-        })?;
-        let iommufd = IommufdContext::adopt(inner.sys.clone(), lent.iommufd, lent.ioas);
-        let kind = BackendKind::Iommufd(Arc::new(iommufd));
-        let mapper = kind.mapper();
-        let ranges = mapper.iova_ranges()?;
-        let space = DmaSpace::new(mapper)?;
-        inner.lock().backend = Some(Backend {
-            mode: VfioMode::Iommufd,
-            reason: "lent by a reset-group broker".into(),
-            kind: kind.clone(),
-            space: Some((space.clone(), ranges)),
-        });
-        let opened = OpenedDevice {
-            fd: lent.device,
-            devid: Some(lent.devid),
-            iommu_group,
+        let kind = |sys| {
+            BackendKind::Iommufd(Arc::new(IommufdContext::adopt(
+                sys,
+                lent.iommufd,
+                lent.ioas,
+            )))
         };
-        let function = VfioFunction::new(
-            Arc::clone(inner),
-            &info,
-            opened,
-            kind,
+        adopt(
+            options,
+            address,
+            lent.device,
+            Some(lent.devid),
             VfioMode::Iommufd,
-            space,
-        )?;
-        inner.lock().open.insert(address, function.devid());
-        tracing::debug!(device = %address, ioas = lent.ioas, "VFIO: adopted a lent function");
-        Ok(function)
+            kind,
+        )
     }
+
+    /// [`VfioContext::adopt_lent`] for a group-mode lend: DMA goes through the shared
+    /// container, at IOVAs inside the lent window.
+    ///
+    /// # Errors
+    /// As [`VfioContext::adopt_lent`]; [`Error::VfioReply`] when the window lies outside the
+    /// container's valid IOVA ranges.
+    pub fn adopt_lent_group(
+        options: VfioOptions,
+        address: PciAddress,
+        lent: LentGroup,
+    ) -> Result<VfioFunction> {
+        let kind =
+            |sys| BackendKind::Group(Arc::new(Container::adopt(sys, lent.container, lent.window)));
+        adopt(options, address, lent.device, None, VfioMode::Group, kind)
+    }
+}
+
+/// A new context holding one lent function, its backend made by `kind`.
+fn adopt(
+    options: VfioOptions,
+    address: PciAddress,
+    device_fd: OwnedFd,
+    devid: Option<u32>,
+    mode: VfioMode,
+    kind: impl FnOnce(Arc<dyn super::VfioSys>) -> BackendKind,
+) -> Result<VfioFunction> {
+    let context = VfioContext::new(options)?;
+    let inner = context.inner();
+    let info = inner.sysfs.function(address)?;
+    let iommu_group = info.iommu_group.ok_or_else(|| Error::NoIommu {
+        what: format!("{address} has no iommu_group link in sysfs"),
+    })?;
+    let kind = kind(inner.sys.clone());
+    let mapper = kind.mapper();
+    let ranges = mapper.iova_ranges()?;
+    let space = DmaSpace::new(mapper)?;
+    inner.lock().backend = Some(Backend {
+        mode,
+        reason: "lent by a reset-group broker".into(),
+        kind: kind.clone(),
+        space: Some((space.clone(), ranges)),
+    });
+    let opened = OpenedDevice {
+        fd: device_fd,
+        devid,
+        iommu_group,
+    };
+    let function = VfioFunction::new(Arc::clone(inner), &info, opened, kind, mode, space)?;
+    inner.lock().open.insert(address, function.devid());
+    tracing::debug!(device = %address, %mode, "VFIO: adopted a lent function");
+    Ok(function)
 }

@@ -56,7 +56,7 @@ pub use context::VfioContext;
 pub use device::VfioFunction;
 pub use iommufd::{map_flags as ioas_map_flags, IommufdContext};
 pub use kernel::KernelVfio;
-pub use lend::LentCdev;
+pub use lend::{LentCdev, LentGroup};
 pub use sys::VfioSys;
 
 use crate::error::{Error, Result};

@@ -1,7 +1,8 @@
-//! The reset-group broker across processes on real VFIO (issue 10 item 4, cdev mode): this
-//! process claims the heterogeneous slot (NVMe 03:00.0 + 82576 03:00.1, one reset group,
-//! separate IOMMU groups) and lends the NVMe function to a second process, which drives it
-//! with write-verify through the lent fds in an IOAS of its own. A hot reset coordinated by
+//! The reset-group broker across processes on real VFIO (issue 10 item 4): this process claims
+//! the heterogeneous slot (NVMe 03:00.0 + 82576 03:00.1, one reset group, separate IOMMU
+//! groups) and lends the NVMe function to a second process, which drives it with write-verify
+//! through the lent fds: in an IOAS of its own (cdev mode), or in an IOVA window of its own in
+//! the broker's container (group mode). A hot reset coordinated by
 //! the broker quiesces and recovers the client across the socket; its ledger: 0 lost,
 //! 0 duplicated.
 
@@ -43,12 +44,14 @@ pub fn broker_lends_across_processes(ctx: &Ctx) -> TestResult {
     let nvme = support::open(ctx, &vfio, HET_NVME)?;
     let igb = support::open(ctx, &vfio, IGB_A)?;
     let broker = Broker::start(VfioLending::new([nvme, igb]), BrokerConfig::new(&socket))?;
+    let mode = ctx.mode.to_string();
     let mut child = spawn_helper_piped(
         "broker_nvme_client",
         &[
             &socket.display().to_string(),
             &stop.display().to_string(),
             &HET_NVME.to_string(),
+            &mode,
         ],
     )
     .map_err(|e| Failure(format!("spawn the client: {e}")))?;
@@ -98,20 +101,25 @@ pub fn broker_lends_across_processes(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// `--helper broker_nvme_client SOCKET STOPFILE BDF`: a client process. Prints `ready ...`
+/// `--helper broker_nvme_client SOCKET STOPFILE BDF MODE`: a client process. Prints `ready ...`
 /// after WRITES acknowledged writes, keeps writing until STOPFILE exists and WRITES more are
 /// acknowledged, then reads every write back and prints its verdict.
 pub fn helper_broker_nvme_client(args: &[String]) -> u8 {
     let run = || -> Result<String, Failure> {
-        let [socket, stop, bdf] = args else {
-            fail!("usage: broker_nvme_client SOCKET STOPFILE BDF");
+        let [socket, stop, bdf, mode] = args else {
+            fail!("usage: broker_nvme_client SOCKET STOPFILE BDF cdev|group");
         };
         let device: PciAddress = bdf.parse()?;
-        let collector = VfioCollector::new(VfioOptions::new().mode(ModeChoice::Iommufd));
+        let (choice, expected) = match mode.as_str() {
+            "cdev" => (ModeChoice::Iommufd, VfioMode::Iommufd),
+            "group" => (ModeChoice::Group, VfioMode::Group),
+            other => fail!("mode {other:?}: expected cdev or group"),
+        };
+        let collector = VfioCollector::new(VfioOptions::new().mode(choice));
         let client = BrokerClient::connect(socket, "nvme-client", collector)?;
         let function = client.open(device)?;
         ensure!(
-            function.mode() == VfioMode::Iommufd,
+            function.mode() == expected,
             "lent in {} mode",
             function.mode()
         );
