@@ -1050,7 +1050,7 @@ fn a_lent_function_is_adopted_from_duplicated_fds_into_its_own_ioas() {
         other => panic!("{other:?}"),
     };
     fake.clear_calls();
-    let lent = owned.lend_cdev().unwrap();
+    let lent = owned.lend_cdev(None).unwrap();
     assert_ne!(lent.ioas, broker_ioas, "the client gets an IOAS of its own");
     assert_eq!(Some(lent.devid), owned.devid());
     assert_eq!(
@@ -1104,7 +1104,7 @@ fn a_group_mode_lend_allocates_only_inside_its_window_of_the_shared_container() 
     let fake = nvme_kernel();
     let broker = VfioContext::new(roots.options(&fake).mode(ModeChoice::Group)).unwrap();
     let owned = broker.open(a("0000:02:00.0")).unwrap();
-    let err = owned.lend_cdev().unwrap_err();
+    let err = owned.lend_cdev(None).unwrap_err();
     assert!(
         err.to_string()
             .contains("0000:02:00.0: lending a function needs iommufd (cdev) mode"),
@@ -1201,4 +1201,50 @@ fn a_broker_lends_a_vfio_function_that_the_client_drives_in_its_own_ioas() {
     .unwrap();
     let err = other.open(a("0000:02:00.0")).unwrap_err();
     assert!(err.to_string().contains("leased to client"), "{err}");
+}
+
+#[test]
+fn functions_sharing_an_iommu_group_are_lent_in_windows_of_the_brokers_ioas() {
+    use userpci_framework::broker::{Collector, Lender, VfioCollector, VfioLending};
+    let roots = Roots::capture().with_iommufd();
+    all_bound(&roots);
+    let fake = nvme_kernel();
+    let ctx = roots.context(&fake);
+    // 01:00.0 and 01:00.1 share IOMMU group 6: iommufd attaches them together.
+    let lending = VfioLending::new([
+        ctx.open(a("0000:01:00.0")).unwrap(),
+        ctx.open(a("0000:01:00.1")).unwrap(),
+    ]);
+    let broker_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").first() {
+        Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
+        other => panic!("{other:?}"),
+    };
+    fake.clear_calls();
+    let collector = VfioCollector::new(roots.options(&fake).mode(ModeChoice::Iommufd));
+    let mut windows = Vec::new();
+    let mut functions = Vec::new();
+    for at in ["0000:01:00.0", "0000:01:00.1"] {
+        let lend = lending.lend(a(at), 1).unwrap();
+        assert_eq!(lend.detail["ioas"], broker_ioas, "{at}: the broker's IOAS");
+        let start = lend.detail["window_start"].as_u64().unwrap();
+        let last = lend.detail["window_last"].as_u64().unwrap();
+        windows.push(IovaRange::new(start, last));
+        functions.push(collector.collect(a(at), lend).unwrap());
+    }
+    assert!(
+        fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").is_empty(),
+        "no re-attach"
+    );
+    assert!(windows[0].last < windows[1].start, "{windows:?}");
+    for (function, window) in functions.iter().zip(&windows) {
+        let region = function
+            .dma_space()
+            .allocate(1 << 12, DmaDirection::ToDevice)
+            .unwrap();
+        assert!(
+            region.iova() >= window.start && region.iova() + 0xfff <= window.last,
+            "{:#x} outside {window:?}",
+            region.iova()
+        );
+    }
 }

@@ -58,15 +58,7 @@ impl Lender for VfioLending {
                 place: "the broker's lendable functions".into(),
             })?;
         if function.mode() == VfioMode::Group {
-            let index = self.next_window.fetch_add(1, Ordering::Relaxed);
-            if index >= WINDOWS {
-                return Err(Error::VfioMode {
-                    mode: "group",
-                    reason: format!("{device}: all {WINDOWS} IOVA windows were lent"),
-                });
-            }
-            let start = index << WINDOW_SHIFT;
-            let window = IovaRange::new(start, start + ((1 << WINDOW_SHIFT) - 1));
+            let window = self.window(device)?;
             let lent = function.lend_group(window)?;
             return Ok(Lend {
                 detail: serde_json::json!({
@@ -75,11 +67,44 @@ impl Lender for VfioLending {
                 fds: vec![lent.device, lent.container],
             });
         }
-        let lent = function.lend_cdev()?;
+        // iommufd attaches an IOMMU group as a whole: a function that shares its group with
+        // another the broker holds stays in the broker's IOAS, in a window of its own.
+        let group = function.iommu_group();
+        let shares_group = self
+            .functions
+            .values()
+            .any(|f| f.address() != device && f.iommu_group() == group);
+        let window = if shares_group {
+            Some(self.window(device)?)
+        } else {
+            None
+        };
+        let lent = function.lend_cdev(window)?;
+        let mut detail =
+            serde_json::json!({ "mode": "iommufd", "ioas": lent.ioas, "devid": lent.devid });
+        if let Some(window) = lent.window {
+            detail["window_start"] = window.start.into();
+            detail["window_last"] = window.last.into();
+        }
         Ok(Lend {
-            detail: serde_json::json!({ "mode": "iommufd", "ioas": lent.ioas, "devid": lent.devid }),
+            detail,
             fds: vec![lent.device, lent.iommufd],
         })
+    }
+}
+
+impl VfioLending {
+    /// The next unlent IOVA window.
+    fn window(&self, device: PciAddress) -> Result<IovaRange> {
+        let index = self.next_window.fetch_add(1, Ordering::Relaxed);
+        if index >= WINDOWS {
+            return Err(Error::VfioMode {
+                mode: "shared",
+                reason: format!("{device}: all {WINDOWS} IOVA windows were lent"),
+            });
+        }
+        let start = index << WINDOW_SHIFT;
+        Ok(IovaRange::new(start, start + ((1 << WINDOW_SHIFT) - 1)))
     }
 }
 
@@ -116,20 +141,25 @@ impl Collector for VfioCollector {
                 "{count} descriptors: expected 2 (device, iommufd or container)"
             )));
         };
+        let window = match (&lend.detail["window_start"], &lend.detail["window_last"]) {
+            (serde_json::Value::Null, serde_json::Value::Null) => None,
+            (start, last) => match (start.as_u64(), last.as_u64()) {
+                (Some(start), Some(last)) if start <= last => Some(IovaRange::new(start, last)),
+                _ => {
+                    return Err(bad(format!(
+                        "window {start}..={last}: expected two IOVAs, in order"
+                    )))
+                }
+            },
+        };
         if lend.detail["mode"] == "group" {
-            let at = |key: &str| {
-                lend.detail[key]
-                    .as_u64()
-                    .ok_or_else(|| bad(format!("{key} {}: expected an IOVA", lend.detail[key])))
+            let Some(window) = window else {
+                return Err(bad("a group-mode lend without an IOVA window".into()));
             };
-            let (start, last) = (at("window_start")?, at("window_last")?);
-            if start > last {
-                return Err(bad(format!("window {start:#x}..={last:#x} is empty")));
-            }
             let lent = LentGroup {
                 device: device_fd,
                 container: iommu_fd,
-                window: IovaRange::new(start, last),
+                window,
             };
             return VfioContext::adopt_lent_group(self.options.clone(), device, lent);
         }
@@ -144,6 +174,7 @@ impl Collector for VfioCollector {
             iommufd: iommu_fd,
             ioas: id("ioas")?,
             devid: id("devid")?,
+            window,
         };
         VfioContext::adopt_lent(self.options.clone(), device, lent)
     }

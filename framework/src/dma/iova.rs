@@ -26,6 +26,18 @@ impl IovaRange {
     pub const fn new(start: u64, last: u64) -> Self {
         IovaRange { start, last }
     }
+
+    /// The parts of `ranges` inside this range (a window lent in a shared address space).
+    pub fn clip(&self, ranges: &[IovaRange]) -> Vec<IovaRange> {
+        ranges
+            .iter()
+            .filter(|r| r.start <= self.last && self.start <= r.last)
+            .map(|r| IovaRange {
+                start: r.start.max(self.start),
+                last: r.last.min(self.last),
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for IovaRange {

@@ -219,14 +219,7 @@ impl Container {
         let Some(window) = self.window else {
             return Ok(ranges);
         };
-        let cut: Vec<IovaRange> = ranges
-            .iter()
-            .filter(|r| r.start <= window.last && window.start <= r.last)
-            .map(|r| IovaRange {
-                start: r.start.max(window.start),
-                last: r.last.min(window.last),
-            })
-            .collect();
+        let cut = window.clip(&ranges);
         if cut.is_empty() {
             return Err(Error::VfioReply {
                 context: self.name(),

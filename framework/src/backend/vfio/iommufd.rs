@@ -31,6 +31,10 @@ pub struct IommufdContext {
     ioas: u32,
     /// Bytes currently mapped (pinned), for memlock messages.
     pinned: AtomicU64,
+    /// For an IOAS a broker shares with its clients: where this process allocates IOVAs.
+    window: Option<IovaRange>,
+    /// False for an adopted IOAS: the broker that made it destroys it.
+    owns_ioas: bool,
 }
 
 impl fmt::Debug for IommufdContext {
@@ -60,18 +64,23 @@ impl IommufdContext {
             fd,
             ioas,
             pinned: AtomicU64::new(0),
+            window: None,
+            owns_ioas: true,
         })
     }
 
     /// An iommufd and an IOAS in it that another process made (a broker lending a function:
-    /// its iommufd, passed over a socket, and the IOAS it attached the function to). Dropping
-    /// the context destroys the IOAS, as for one this process allocated.
-    pub fn adopt(sys: Arc<dyn VfioSys>, fd: OwnedFd, ioas: u32) -> Self {
+    /// its iommufd, passed over a socket, and the IOAS the function is attached to). With a
+    /// `window` this process allocates IOVAs only there (an IOAS shared with other clients).
+    /// The IOAS stays the broker's: dropping the context does not destroy it.
+    pub fn adopt(sys: Arc<dyn VfioSys>, fd: OwnedFd, ioas: u32, window: Option<IovaRange>) -> Self {
         IommufdContext {
             sys,
             fd,
             ioas,
             pinned: AtomicU64::new(0),
+            window,
+            owns_ioas: false,
         }
     }
 
@@ -176,7 +185,22 @@ impl IommuMapper for IommufdContext {
                         alignment = cmd.out_iova_alignment,
                         "iommufd: IOVA ranges read"
                     );
-                    return decode_ranges(&self.name(), &ranges[..total]);
+                    let valid = decode_ranges(&self.name(), &ranges[..total])?;
+                    let Some(window) = self.window else {
+                        return Ok(valid);
+                    };
+                    let cut = window.clip(&valid);
+                    if cut.is_empty() {
+                        return Err(Error::VfioReply {
+                            context: self.name(),
+                            ioctl: "IOMMU_IOAS_IOVA_RANGES",
+                            reason: format!(
+                                "the lent IOVA window {window:?} is outside every valid range \
+                                 {valid:?}"
+                            ),
+                        });
+                    }
+                    return Ok(cut);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                     let wanted = (cmd.num_iovas as usize).max(ranges.len() + 1);
@@ -250,6 +274,9 @@ impl IommuMapper for IommufdContext {
 
 impl Drop for IommufdContext {
     fn drop(&mut self) {
+        if !self.owns_ioas {
+            return;
+        }
         // Closing the fd destroys every object too; destroying the IOAS first says so in the
         // log if something still holds it.
         if let Err(err) = self.sys.destroy(self.fd.as_fd(), self.ioas) {

@@ -6,7 +6,9 @@
 //! group bound to the caller's iommufd), and attaches the lent function to a fresh IOAS of
 //! its own, so that a client maps its DMA memory where no other client can see or overwrite
 //! it. The client receives duplicates of the device fd and the iommufd and opens the function
-//! from them as if it had opened it itself.
+//! from them as if it had opened it itself. iommufd attaches an IOMMU group as a whole, so
+//! functions sharing a group (QEMU's NVMe functions of one slot) stay in the broker's IOAS,
+//! each client in an IOVA window of its own there, as in group mode.
 //!
 //! Group mode: there is one container, so every client maps into one address space. The
 //! broker gives each client an IOVA window of its own and the client allocates only inside it
@@ -34,10 +36,12 @@ pub struct LentCdev {
     pub device: OwnedFd,
     /// A duplicate of the broker's iommufd.
     pub iommufd: OwnedFd,
-    /// The IOAS the function is attached to, the client's own.
+    /// The IOAS the function is attached to: the client's own, or with `window` the broker's.
     pub ioas: u32,
     /// The function's device id in the iommufd.
     pub devid: u32,
+    /// Where the client allocates IOVAs when the IOAS is shared.
+    pub window: Option<IovaRange>,
 }
 
 /// What a client needs to open a lent group-mode function.
@@ -57,12 +61,15 @@ fn dup(device: PciAddress, fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 }
 
 impl VfioFunction {
-    /// Attaches the function to a new IOAS and returns what another process needs to drive
-    /// it: the client maps its DMA there, apart from every other client.
+    /// What another process needs to drive the function in iommufd mode. Without a `window`
+    /// the function is attached to a new IOAS, where the client maps its DMA apart from every
+    /// other client; that needs the function alone in its IOMMU group (iommufd attaches a
+    /// group as a whole). With a `window` the function stays in the broker's IOAS, where the
+    /// client allocates IOVAs only inside the window (functions sharing an IOMMU group).
     ///
     /// # Errors
     /// [`Error::VfioMode`] in group mode; the failing ioctl otherwise.
-    pub fn lend_cdev(&self) -> Result<LentCdev> {
+    pub fn lend_cdev(&self, window: Option<IovaRange>) -> Result<LentCdev> {
         let device = self.address();
         let BackendKind::Iommufd(ctx) = &self.backend else {
             return Err(Error::VfioMode {
@@ -74,19 +81,26 @@ impl VfioFunction {
             mode: "iommufd",
             reason: format!("{device}: no iommufd device id"),
         })?;
-        let ioas = self
-            .sys
-            .ioas_alloc(ctx.fd())
-            .map_err(|e| ioctl_error(device, "IOMMU_IOAS_ALLOC", e))?;
-        if let Err(err) = self.sys.device_attach_iommufd_pt(self.fd(), ioas) {
-            let _ = self.sys.destroy(ctx.fd(), ioas);
-            return Err(ioctl_error(device, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", err));
-        }
+        let ioas = match window {
+            Some(_) => ctx.ioas_id(),
+            None => {
+                let ioas = self
+                    .sys
+                    .ioas_alloc(ctx.fd())
+                    .map_err(|e| ioctl_error(device, "IOMMU_IOAS_ALLOC", e))?;
+                if let Err(err) = self.sys.device_attach_iommufd_pt(self.fd(), ioas) {
+                    let _ = self.sys.destroy(ctx.fd(), ioas);
+                    return Err(ioctl_error(device, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", err));
+                }
+                ioas
+            }
+        };
         Ok(LentCdev {
             device: dup(device, self.fd())?,
             iommufd: dup(device, ctx.fd())?,
             ioas,
             devid,
+            window,
         })
     }
 
@@ -128,6 +142,7 @@ impl VfioContext {
                 sys,
                 lent.iommufd,
                 lent.ioas,
+                lent.window,
             )))
         };
         adopt(

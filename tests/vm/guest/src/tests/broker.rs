@@ -1,8 +1,8 @@
 //! The reset-group broker across processes on real VFIO (issue 10 item 4): this process claims
-//! the heterogeneous slot (NVMe 03:00.0 + 82576 03:00.1, one reset group, separate IOMMU
-//! groups) and lends the NVMe function to a second process, which drives it with write-verify
-//! through the lent fds: in an IOAS of its own (cdev mode), or in an IOVA window of its own in
-//! the broker's container (group mode). A hot reset coordinated by
+//! the two-function NVMe slot (01:00.0 + 01:00.1: one reset group, one IOMMU group) and lends
+//! each function to a client process of its own, which drives it with write-verify through the
+//! lent fds, in an IOVA window of its own (of the broker's IOAS in cdev mode, of its container
+//! in group mode: functions of one IOMMU group share one address space either way). A hot reset coordinated by
 //! the broker quiesces and recovers the client across the socket; its ledger: 0 lost,
 //! 0 duplicated.
 
@@ -22,12 +22,14 @@ use userpci_nvme::{Controller, ControllerOptions, NvmeParticipant};
 
 use super::ledger::{settle, Workload};
 use super::support;
-use crate::harness::{spawn_helper_piped, Ctx, Failure, TestResult, HET_NVME, IGB_A};
+use crate::harness::{spawn_helper_piped, Ctx, Failure, TestResult, SLOT1_FN0, SLOT1_FN1};
 use crate::{ensure, fail, note};
 
 /// Acknowledged writes the client reaches before it says it is ready, and again after the
 /// reset.
 const WRITES: usize = 200;
+/// Writes at most (32 KiB each from LBA 100,000 of the 128 MiB disk).
+const MAX_WRITES: usize = 1_500;
 
 fn paths() -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir();
@@ -41,32 +43,41 @@ pub fn broker_lends_across_processes(ctx: &Ctx) -> TestResult {
     let (socket, stop) = paths();
     let _ = std::fs::remove_file(&stop);
     let vfio = support::context(ctx)?;
-    let nvme = support::open(ctx, &vfio, HET_NVME)?;
-    let igb = support::open(ctx, &vfio, IGB_A)?;
-    let broker = Broker::start(VfioLending::new([nvme, igb]), BrokerConfig::new(&socket))?;
+    let functions = [
+        support::open(ctx, &vfio, SLOT1_FN0)?,
+        support::open(ctx, &vfio, SLOT1_FN1)?,
+    ];
+    let broker = Broker::start(VfioLending::new(functions), BrokerConfig::new(&socket))?;
     let mode = ctx.mode.to_string();
-    let mut child = spawn_helper_piped(
-        "broker_nvme_client",
-        &[
-            &socket.display().to_string(),
-            &stop.display().to_string(),
-            &HET_NVME.to_string(),
-            &mode,
-        ],
-    )
-    .map_err(|e| Failure(format!("spawn the client: {e}")))?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut next_line = |what: &str| -> Result<String, Failure> {
-        match lines.next() {
-            Some(Ok(line)) => Ok(line),
-            _ => Err(Failure(format!("the client ended before {what}"))),
-        }
+    let mut clients = Vec::new();
+    for device in [SLOT1_FN0, SLOT1_FN1] {
+        let mut child = spawn_helper_piped(
+            "broker_nvme_client",
+            &[
+                &socket.display().to_string(),
+                &stop.display().to_string(),
+                &device.to_string(),
+                &mode,
+            ],
+        )
+        .map_err(|e| Failure(format!("spawn the client of {device}: {e}")))?;
+        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        clients.push((device, child, lines));
+    }
+    let next_line = |device: PciAddress, lines: &mut Lines, what: &str| match lines.next() {
+        Some(Ok(line)) => Ok(line),
+        _ => Err(Failure(format!(
+            "the client of {device} ended before {what}"
+        ))),
     };
-    let ready = next_line("it was ready")?;
-    ensure!(ready.starts_with("ready"), "client: {ready}");
-    note!("client: {ready}");
+    for (device, _, lines) in clients.iter_mut() {
+        let ready = next_line(*device, lines, "it was ready")?;
+        ensure!(ready.starts_with("ready"), "client of {device}: {ready}");
+        note!("client of {device}: {ready}");
+    }
+    // Both clients have writes in flight: one bus reset of the slot, coordinated by the broker.
     let outcome = broker.request_reset(
-        ResetRequest::new(HET_NVME, ResetCause::Timeout).with_scope(ResetScope::Group),
+        ResetRequest::new(SLOT1_FN0, ResetCause::Timeout).with_scope(ResetScope::Group),
     )?;
     let report = &outcome.report;
     note!(
@@ -75,31 +86,37 @@ pub fn broker_lends_across_processes(ctx: &Ctx) -> TestResult {
         report.total_ns / 1_000_000
     );
     std::fs::write(&stop, b"stop").map_err(|e| Failure(format!("{}: {e}", stop.display())))?;
-    let verdict = next_line("its verdict")?;
-    let status = child.wait().map_err(|e| Failure(format!("wait: {e}")))?;
-    note!("client: {verdict}");
+    let mut verdicts = Vec::new();
+    for (device, mut child, mut lines) in clients {
+        let verdict = next_line(device, &mut lines, "its verdict")?;
+        let status = child.wait().map_err(|e| Failure(format!("wait: {e}")))?;
+        note!("client of {device}: {verdict}");
+        verdicts.push((device, verdict, status));
+    }
     drop(broker);
     ensure!(report.kind == ResetKind::Bus, "a {} reset", report.kind);
-    let member = report
-        .members
-        .iter()
-        .find(|m| m.address == HET_NVME)
-        .ok_or_else(|| Failure("no NVMe member in the report".into()))?;
-    ensure!(
-        member.outcome.is_ok()
-            && member
-                .participant
-                .as_deref()
-                .is_some_and(|p| p.contains("(nvme-client, pid")),
-        "NVMe member: {member:?}"
-    );
-    ensure!(status.success(), "client exited with {status}");
-    ensure!(
-        verdict.contains(" lost=0 ") && verdict.contains(" duplicated=0"),
-        "client: {verdict}"
-    );
+    ensure!(report.members.len() == 2, "members: {:?}", report.members);
+    for member in &report.members {
+        ensure!(
+            member.outcome.is_ok()
+                && member
+                    .participant
+                    .as_deref()
+                    .is_some_and(|p| p.contains("(nvme-client, pid")),
+            "member: {member:?}"
+        );
+    }
+    for (device, verdict, status) in verdicts {
+        ensure!(status.success(), "client of {device} exited with {status}");
+        ensure!(
+            verdict.contains(" lost=0 ") && verdict.ends_with(" duplicated=0"),
+            "client of {device}: {verdict}"
+        );
+    }
     Ok(())
 }
+
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
 
 /// `--helper broker_nvme_client SOCKET STOPFILE BDF MODE`: a client process. Prints `ready ...`
 /// after WRITES acknowledged writes, keeps writing until STOPFILE exists and WRITES more are
@@ -139,7 +156,10 @@ pub fn helper_broker_nvme_client(args: &[String]) -> u8 {
             let start = Instant::now();
             let mut stopped = stop.is_none();
             while !(stopped && acknowledged(load) >= target) {
-                load.write(8)?;
+                // Each write has its own LBA range of the 128 MiB disk.
+                if load.ledger.len() < MAX_WRITES {
+                    load.write(8)?;
+                }
                 load.poll();
                 if !stopped {
                     stopped = stop.is_some_and(Path::exists);
@@ -152,8 +172,11 @@ pub fn helper_broker_nvme_client(args: &[String]) -> u8 {
         };
         run_until(&mut load, WRITES, None)?;
         println!("ready {} acknowledged", acknowledged(&load));
-        let target = acknowledged(&load) + WRITES;
-        run_until(&mut load, target, Some(Path::new(stop)))?;
+        // Writes keep going through the reset until the broker's side says it is over...
+        run_until(&mut load, 0, Some(Path::new(stop)))?;
+        // ...then WRITES more, or as many as the disk range has left.
+        let target = (acknowledged(&load) + WRITES).min(MAX_WRITES);
+        run_until(&mut load, target, None)?;
         settle(std::slice::from_mut(&mut load), Duration::from_secs(60))?;
         let verdict = load.verify()?;
         Ok(format!(
