@@ -275,3 +275,31 @@ fn the_hugepage_warning_is_given_once_per_process_not_per_port() {
         assert!(warnings <= 1, "{stderr}");
     }
 }
+
+#[test]
+fn broker_without_an_iommu_says_how_to_turn_it_on_and_bad_modes_are_named() {
+    let (ok, _stdout, stderr) = userpci(&[
+        "broker",
+        "0000:01:00.0",
+        "--socket",
+        "/tmp/userpci-cli-broker.sock",
+    ]);
+    assert!(!ok);
+    if !std::path::Path::new("/sys/kernel/iommu_groups")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            stderr.contains("no IOMMU") && stderr.contains("intel_iommu=on"),
+            "{stderr}"
+        );
+    }
+    let (ok, _stdout, stderr) = userpci(&["broker", "01:00.0", "--mode", "999"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "invalid value '999' for '--mode <MODE>': '999': expected octal permission bits"
+        ),
+        "{stderr}"
+    );
+}

@@ -6,6 +6,8 @@
 //! - `userpci topology FILE` shows the IOMMU and reset groups of a simulated topology file.
 //! - `userpci bind|unbind BDF…` moves functions to vfio-pci and back; `userpci reset-groups
 //!   BDF…` opens them through VFIO and shows their reset groups with each member's owner.
+//! - `userpci broker BDF…` claims whole reset groups and lends their functions to client
+//!   processes (`framework::broker`).
 //! - `userpci setup` (root) prepares the machine: hugepages, hugetlbfs, VFIO modules, the
 //!   IOMMU explained, memlock, device nodes for `--user`; `setup status`, `setup reset`.
 //! - `userpci nvme identify|perf`, `userpci net pktgen|fwd`: the NVMe and NIC tools
@@ -16,6 +18,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod broker;
 mod copy_demo;
 mod demo;
 mod error;
@@ -58,6 +61,8 @@ enum Command {
     Unbind(vfio::BindArgs),
     /// Open functions bound to vfio-pci and show their reset groups and who owns each member.
     ResetGroups(vfio::GroupArgs),
+    /// Claim whole reset groups and lend their functions to client processes over a socket.
+    Broker(broker::Args),
     /// Every PCI function by reset group: holders, what a hot reset needs and what blocks it.
     Status(status::Args),
     /// Prepare the machine (root): hugepages, hugetlbfs, VFIO modules, device nodes for a user.
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         Command::ResetGroups(args) => vfio::reset_groups(args),
         Command::Soak(args) => soak::run(args),
         Command::Status(args) => status::run(args),
+        Command::Broker(args) => broker::run(args),
         Command::Setup(args) => setup::run(args),
         // The tools print their own report and error and choose their exit status.
         Command::Nvme(command) => return tools::nvme(command),

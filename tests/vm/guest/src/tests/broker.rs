@@ -22,7 +22,9 @@ use userpci_nvme::{Controller, ControllerOptions, NvmeParticipant};
 
 use super::ledger::{settle, Workload};
 use super::support;
-use crate::harness::{spawn_helper_piped, Ctx, Failure, TestResult, SLOT1_FN0, SLOT1_FN1};
+use crate::harness::{
+    spawn_helper_piped, Ctx, Failure, TestResult, SLOT1_FN0, SLOT1_FN1, SLOT2_FN0,
+};
 use crate::{ensure, fail, note};
 
 /// Acknowledged writes the client reaches before it says it is ready, and again after the
@@ -194,4 +196,78 @@ pub fn helper_broker_nvme_client(args: &[String]) -> u8 {
             1
         }
     }
+}
+
+/// `userpci broker` (the CLI in the initramfs) serves controller C to this process: leased,
+/// a function reset coordinated by the CLI's broker recovers it, Ctrl-C stops the broker.
+pub fn broker_cli_serves_a_client(ctx: &Ctx) -> TestResult {
+    let socket = std::env::temp_dir().join("userpci-cli-broker.sock");
+    let mut cli = std::process::Command::new("/bin/userpci")
+        .args(["broker", &SLOT2_FN0.to_string(), "--socket"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure(format!("spawn /bin/userpci broker: {e}")))?;
+    let mut lines = BufReader::new(cli.stdout.take().expect("piped")).lines();
+    let mut next_line = |what: &str| match lines.next() {
+        Some(Ok(line)) => Ok(line),
+        _ => Err(Failure(format!("userpci broker ended before {what}"))),
+    };
+    let serving = next_line("serving")?;
+    ensure!(serving.contains("serving on"), "{serving}");
+    let free = next_line("listing its functions")?;
+    ensure!(free.trim() == format!("{SLOT2_FN0}: free"), "{free}");
+    let collector = VfioCollector::new(VfioOptions::new().mode(support::mode_choice(ctx)));
+    let client = BrokerClient::connect(&socket, "vmtest", collector)?;
+    let function = client.open(SLOT2_FN0)?;
+    let ctrl = Controller::new(Arc::new(function), ControllerOptions::default())?;
+    client.register(
+        Box::new(NvmeParticipant::new(ctrl.clone(), "vmtest")),
+        ParticipantConfig {
+            priority: 0,
+            quiesce_budget: Duration::from_secs(5),
+            recover_budget: Duration::from_secs(10),
+        },
+    )?;
+    let leased = next_line("the lease")?;
+    ensure!(
+        leased.contains("leased to client") && leased.contains("(vmtest, pid"),
+        "{leased}"
+    );
+    let outcome = client.request_reset(
+        ResetRequest::new(SLOT2_FN0, ResetCause::Timeout).with_scope(ResetScope::Function),
+    )?;
+    ensure!(outcome.all_recovered(), "{:?}", outcome.members);
+    ensure!(
+        outcome.report["kind"] == "flr",
+        "{}",
+        outcome.report["kind"]
+    );
+    // The controller serves I/O after the brokered FLR.
+    let mut load = Workload::new(ctrl, 0xc11)?;
+    load.write(8)?;
+    settle(std::slice::from_mut(&mut load), Duration::from_secs(30))?;
+    let verdict = load.verify()?;
+    ensure!(
+        verdict.acknowledged == 8 && verdict.lost == 0,
+        "after the reset: {verdict:?}"
+    );
+    drop(load);
+    drop(client);
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &cli.id().to_string()])
+        .status()
+        .map_err(|e| Failure(format!("kill -INT: {e}")))?;
+    ensure!(interrupted.success(), "kill -INT: {interrupted}");
+    let mut rest = Vec::new();
+    while let Ok(line) = next_line("it stopped") {
+        rest.push(line);
+    }
+    let status = cli.wait().map_err(|e| Failure(format!("wait: {e}")))?;
+    ensure!(
+        rest.last().is_some_and(|l| l.contains("stopped")),
+        "userpci broker said: {rest:?}"
+    );
+    ensure!(status.success(), "userpci broker exited with {status}");
+    Ok(())
 }

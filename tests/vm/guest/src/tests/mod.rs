@@ -65,6 +65,7 @@ pub const TESTS: &[Test] = &[
     test("status_groups_match_hot_reset_info", Modes::Both, status::status_groups_match_hot_reset_info), test("status_after_setup_resets", Modes::Both, status::status_after_setup_resets), test("status_blocked_is_refused", Modes::Both, status::status_blocked_is_refused),
     // The reset-group broker: a second process drives a lent function (issue 10 item 4).
     test("broker_lends_across_processes",    Modes::Both, broker::broker_lends_across_processes),
+    test("broker_cli_serves_a_client",       Modes::Both, broker::broker_cli_serves_a_client),
     // `userpci setup` gives controller C's nodes to uid 1000, whose `nvme perf` then runs (issue 11).
     test("setup_then_unprivileged_perf",     Modes::Both, setup::setup_then_unprivileged_perf),
     // Last: it unbinds 01:00.0 from vfio-pci (and binds it back).
