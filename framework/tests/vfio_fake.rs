@@ -1178,6 +1178,10 @@ fn a_broker_lends_a_vfio_function_that_the_client_drives_in_its_own_ioas() {
         (0x1b36, 0x0010),
         "QEMU NVMe ids via the lent fd"
     );
+    let broker_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").first() {
+        Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
+        other => panic!("{other:?}"),
+    };
     let client_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").last() {
         Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
         other => panic!("{other:?}"),
@@ -1201,6 +1205,43 @@ fn a_broker_lends_a_vfio_function_that_the_client_drives_in_its_own_ioas() {
     .unwrap();
     let err = other.open(a("0000:02:00.0")).unwrap_err();
     assert!(err.to_string().contains("leased to client"), "{err}");
+
+    // Released: the function goes back to the broker's IOAS, the client's is destroyed, so
+    // the client's mappings no longer reach memory; the next client gets a fresh IOAS.
+    fake.clear_calls();
+    client.release(a("0000:02:00.0")).unwrap();
+    assert_eq!(
+        fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT"),
+        [FakeCall::AttachPt {
+            device: a("0000:02:00.0"),
+            pt_id: broker_ioas
+        }]
+    );
+    assert_eq!(
+        fake.calls_named("IOMMU_DESTROY"),
+        [FakeCall::Destroy { id: client_ioas }]
+    );
+    drop(function);
+    let again = other.open(a("0000:02:00.0")).unwrap();
+    let next_ioas = match fake.calls_named("VFIO_DEVICE_ATTACH_IOMMUFD_PT").last() {
+        Some(FakeCall::AttachPt { pt_id, .. }) => *pt_id,
+        other => panic!("{other:?}"),
+    };
+    assert!(next_ioas != broker_ioas && next_ioas != client_ioas);
+    // A client that goes away is reclaimed the same way.
+    fake.clear_calls();
+    drop(again);
+    drop(other);
+    for _ in 0..10_000 {
+        if !fake.calls_named("IOMMU_DESTROY").is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert_eq!(
+        fake.calls_named("IOMMU_DESTROY"),
+        [FakeCall::Destroy { id: next_ioas }]
+    );
 }
 
 #[test]

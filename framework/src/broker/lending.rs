@@ -34,6 +34,9 @@ pub trait Lender: Send + Sync {
     fn targets(&self) -> Vec<Arc<dyn ResetTarget>>;
     /// What `client` needs to open `device`, which the broker just leased to it.
     fn lend(&self, device: PciAddress, client: u64) -> Result<Lend>;
+    /// Takes `device` back from its client (released, disconnected or fenced): over VFIO the
+    /// function leaves the client's address space. Best effort: failures are logged.
+    fn reclaim(&self, _device: PciAddress) {}
 }
 
 /// The client's side: turning a lend into a function its driver runs on.

@@ -9,6 +9,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::connection::{Connection, HookAnswer};
 use super::leases::Leases;
+use super::lending::Lender;
 use super::protocol::{BrokerMessage, HookPhase, RemoteBudget};
 use crate::device::config::{COMMAND, COMMAND_BUS_MASTER};
 use crate::device::ResetTarget;
@@ -22,7 +23,13 @@ const POLL_WAIT: Duration = Duration::from_millis(1);
 
 /// Cuts a function off from its client: bus mastering off (no more DMA), lease revoked, and
 /// the client told (best effort: it may be the one that died).
-pub(super) fn fence(target: &dyn ResetTarget, leases: &Leases, conn: &Connection, reason: &str) {
+pub(super) fn fence(
+    target: &dyn ResetTarget,
+    lender: &dyn Lender,
+    leases: &Leases,
+    conn: &Connection,
+    reason: &str,
+) {
     let device = target.target_address();
     let mut command = [0u8; 2];
     let disabled = target
@@ -34,6 +41,8 @@ pub(super) fn fence(target: &dyn ResetTarget, leases: &Leases, conn: &Connection
     if let Err(err) = disabled {
         tracing::warn!(%device, %err, "fencing: could not turn bus mastering off");
     }
+    // Over VFIO: out of the client's address space too.
+    lender.reclaim(device);
     leases.revoke(device, reason);
     let _ = conn.send(&BrokerMessage::Fenced {
         device,
@@ -49,6 +58,7 @@ pub(super) struct RemoteParticipant {
     pub target: Arc<dyn ResetTarget>,
     pub conn: Arc<Connection>,
     pub leases: Arc<Leases>,
+    pub lender: Arc<dyn Lender>,
     pub answers: Receiver<HookAnswer>,
     pub budget: RemoteBudget,
     /// The hook in progress: its sequence number, phase and deadline.
@@ -140,6 +150,12 @@ impl ResetParticipant for RemoteParticipant {
     }
     fn abandon(&mut self, reason: &str) {
         self.current = None;
-        fence(self.target.as_ref(), &self.leases, &self.conn, reason);
+        fence(
+            self.target.as_ref(),
+            self.lender.as_ref(),
+            &self.leases,
+            &self.conn,
+            reason,
+        );
     }
 }

@@ -147,8 +147,13 @@ fn handle(
         ClientMessage::Release { device } => {
             shared.leases.check(device, conn.id, &label)?;
             shared.coordinator.unregister(device);
+            shared.lender.reclaim(device);
             shared.leases.release(device, conn.id);
             shared.pending().retain(|_, p| p.device != device);
+            // Still the broker's: disabled and reset with its group.
+            if let Some(target) = shared.targets.get(&device) {
+                shared.coordinator.add_function(Arc::clone(target));
+            }
             Ok(BrokerMessage::Done)
         }
         // The session loop answers these itself; a second hello lands here, and a collect
@@ -193,6 +198,7 @@ fn register(
         target: Arc::clone(&target),
         conn: Arc::clone(conn),
         leases: Arc::clone(&shared.leases),
+        lender: Arc::clone(&shared.lender),
         answers: conn.hook_channel(device),
         budget,
         current: None,
@@ -274,6 +280,7 @@ fn disconnect(shared: &Arc<Shared>, conn: &Arc<Connection>) {
         shared.coordinator.unregister(device);
         fence(
             target.as_ref(),
+            shared.lender.as_ref(),
             &shared.leases,
             conn,
             "its client disconnected",

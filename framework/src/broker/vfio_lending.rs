@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::lending::{Collector, Lend, Lender};
 use crate::backend::vfio::{LentCdev, LentGroup, VfioContext, VfioFunction, VfioMode, VfioOptions};
@@ -26,6 +26,8 @@ pub struct VfioLending {
     functions: BTreeMap<PciAddress, Arc<VfioFunction>>,
     /// The next group-mode window to hand out (windows are not reused).
     next_window: AtomicU64,
+    /// Functions lent with an IOAS of the client's own, and that IOAS.
+    private: Mutex<BTreeMap<PciAddress, u32>>,
 }
 
 impl VfioLending {
@@ -37,6 +39,7 @@ impl VfioLending {
                 .map(|f| (f.address(), Arc::new(f)))
                 .collect(),
             next_window: AtomicU64::new(1),
+            private: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -47,6 +50,18 @@ impl Lender for VfioLending {
             .values()
             .map(|f| Arc::clone(f) as Arc<dyn ResetTarget>)
             .collect()
+    }
+
+    fn reclaim(&self, device: PciAddress) {
+        let Some(ioas) = self.private().remove(&device) else {
+            return;
+        };
+        if let Some(function) = self.functions.get(&device) {
+            match function.reclaim_cdev(ioas) {
+                Ok(()) => tracing::debug!(%device, ioas, "broker: function back in its IOAS"),
+                Err(err) => tracing::warn!(%device, %err, "broker: reclaiming a function failed"),
+            }
+        }
     }
 
     fn lend(&self, device: PciAddress, _client: u64) -> Result<Lend> {
@@ -80,6 +95,9 @@ impl Lender for VfioLending {
             None
         };
         let lent = function.lend_cdev(window)?;
+        if lent.window.is_none() {
+            self.private().insert(device, lent.ioas);
+        }
         let mut detail =
             serde_json::json!({ "mode": "iommufd", "ioas": lent.ioas, "devid": lent.devid });
         if let Some(window) = lent.window {
@@ -94,6 +112,10 @@ impl Lender for VfioLending {
 }
 
 impl VfioLending {
+    fn private(&self) -> std::sync::MutexGuard<'_, BTreeMap<PciAddress, u32>> {
+        self.private.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The next unlent IOVA window.
     fn window(&self, device: PciAddress) -> Result<IovaRange> {
         let index = self.next_window.fetch_add(1, Ordering::Relaxed);

@@ -104,6 +104,29 @@ impl VfioFunction {
         })
     }
 
+    /// Takes the function back from a client it was lent to with an IOAS of its own
+    /// (`private_ioas`): attaches it to this context's IOAS again, which holds none of the
+    /// client's mappings (the client's DMA can no longer reach memory), and destroys the
+    /// client's IOAS.
+    ///
+    /// # Errors
+    /// [`Error::VfioMode`] in group mode; the failing ioctl otherwise.
+    pub fn reclaim_cdev(&self, private_ioas: u32) -> Result<()> {
+        let device = self.address();
+        let BackendKind::Iommufd(ctx) = &self.backend else {
+            return Err(Error::VfioMode {
+                mode: "group",
+                reason: format!("{device}: no IOAS to reclaim in group mode"),
+            });
+        };
+        self.sys
+            .device_attach_iommufd_pt(self.fd(), ctx.ioas_id())
+            .map_err(|e| ioctl_error(device, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", e))?;
+        self.sys
+            .destroy(ctx.fd(), private_ioas)
+            .map_err(|e| ioctl_error(device, "IOMMU_DESTROY", e))
+    }
+
     /// What another process needs to drive the function in group mode, allocating its IOVAs
     /// in `window` of the shared container.
     ///
