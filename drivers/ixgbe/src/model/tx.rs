@@ -269,15 +269,7 @@ impl IxgbeModel {
             WriteBack::Head(_) => Ok(false),
             WriteBack::Immediate => {
                 if rs {
-                    let at = ring.desc(slot) + TX_WB_STATUS_OFFSET as u64;
-                    let dd = self
-                        .hostile
-                        .u32(TXD_STAT_DD, |status| DeviceWrite::TxStatus {
-                            queue: q as u16,
-                            slot,
-                            status,
-                        });
-                    ctx.dma_write_pod(at, &dd)?;
+                    self.write_dd(ctx, q, ring, slot)?;
                 }
                 Ok(rs)
             }
@@ -307,18 +299,28 @@ impl IxgbeModel {
         let (from, n) = (state.accumulated_from, state.accumulated);
         state.accumulated = 0;
         for i in 0..n {
-            let at = ring.desc(from + i) + TX_WB_STATUS_OFFSET as u64;
-            let slot = (from + i) % ring.count.max(1);
-            let dd = self
-                .hostile
-                .u32(TXD_STAT_DD, |status| DeviceWrite::TxStatus {
-                    queue: q as u16,
-                    slot,
-                    status,
-                });
-            ctx.dma_write_pod(at, &dd)?;
+            self.write_dd(ctx, q, ring, (from + i) % ring.count.max(1))?;
         }
         Ok(())
+    }
+
+    /// Writes DD into descriptor `slot`'s status (through the hostile hook, if any).
+    fn write_dd(
+        &self,
+        ctx: &mut ModelContext<'_>,
+        q: usize,
+        ring: &TxRing,
+        slot: u32,
+    ) -> Result<(), DmaFault> {
+        let at = ring.desc(slot) + TX_WB_STATUS_OFFSET as u64;
+        let dd = self
+            .hostile
+            .u32(TXD_STAT_DD, |status| DeviceWrite::TxStatus {
+                queue: q as u16,
+                slot,
+                status,
+            });
+        ctx.dma_write_pod(at, &dd)
     }
 
     /// Sets the flush timer of queue `q` for the `EITR` interval of its vector, if any.
